@@ -1,0 +1,38 @@
+"""Which alerts share a cause. Topology chains: provider > model; requested_model;
+team > api_key; workflow > session_id. Two scopes are related when they agree on the most
+general label of a chain they both carry (same provider, same team, same workflow, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gatewarden.models import SCOPE_LABELS
+
+#: Labels that identify a shared parent, most general first.
+PARENT_LABELS: tuple[str, ...] = ("provider", "requested_model", "team", "workflow")
+
+#: Position of a scope in the topology: lower = higher up (a better root-cause candidate).
+_DEPTH = {label: i for i, label in enumerate(SCOPE_LABELS)}
+
+
+def related(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """True when the two scopes nest or share a parent group."""
+    if a == b:
+        return True
+    for label in PARENT_LABELS:
+        if label in a and label in b:
+            return a[label] == b[label]
+    # Nesting without a shared parent label, e.g. {api_key: k} inside {team: t, api_key: k}.
+    shared = set(a) & set(b)
+    return bool(shared) and all(a[k] == b[k] for k in shared)
+
+
+def topology_rank(scope: Mapping[str, str]) -> tuple[int, int]:
+    """Sort key: fewer labels and more general labels rank first."""
+    depth = min((_DEPTH.get(k, len(_DEPTH)) for k in scope), default=len(_DEPTH))
+    return (len(scope), depth)
+
+
+def describe(kind: str, scope: Mapping[str, str]) -> str:
+    where = ", ".join(f"{k}={v}" for k, v in scope.items()) or "all traffic"
+    return f"{kind.replace('_', ' ')} on {where}"

@@ -1,0 +1,169 @@
+"""Incident and playbook-run state, derived by folding the event log.
+
+Event payload conventions (every writer follows them; every reader goes through here):
+
+=========================  =======================================================================
+type                       payload
+=========================  =======================================================================
+alert.fired                fingerprint, kind, scope, detector, severity, evidence
+alert.updated              fingerprint, evidence
+alert.resolved             fingerprint
+alert.grouped              fingerprint, kind, scope, reason [, root_cause, incident_scope, title]
+alert.inhibited            fingerprint, kind, scope, by, reason     (incident_id = the inhibitor)
+incident.opened            kinds, scope, severity, title, root_cause, alerts
+incident.severity_changed  severity, reason
+incident.acknowledged      by
+incident.mitigated         run_id, action
+incident.reopened          reason
+incident.resolved          reason
+playbook.started           playbook, mode                            (run_id, incident_id)
+playbook.finished          state
+approval.requested         step, approvers, expires_at
+approval.granted/denied    step, by, reason
+approval.expired           step, outcome
+action.intended            step, action, inverse, preview            (key = idempotency key)
+action.applied             step, outcome
+action.failed              step, error, retryable
+action.rolled_back         step, action, outcome
+verification.passed/failed step, detail
+notification.queued        message, notifier                         (key = outbox key)
+notification.delivered     message_id, notifier, ref
+notification.failed        message_id, notifier, error, retryable, attempt
+report.written             path, format
+=========================  =======================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from gatewarden.models import (
+    ActionRun,
+    Event,
+    EventType,
+    Incident,
+    IncidentStatus,
+    RunState,
+    Severity,
+)
+
+INCIDENT_TYPES: tuple[EventType, ...] = (
+    EventType.INCIDENT_OPENED,
+    EventType.INCIDENT_SEVERITY,
+    EventType.INCIDENT_ACKNOWLEDGED,
+    EventType.INCIDENT_MITIGATED,
+    EventType.INCIDENT_REOPENED,
+    EventType.INCIDENT_RESOLVED,
+    EventType.ALERT_GROUPED,
+)
+
+
+def _incident_fold(state: dict[str, Any], event: Event) -> None:
+    p = event.payload
+    t = event.type
+    if t is EventType.INCIDENT_OPENED:
+        state.update(
+            id=event.incident_id,
+            status=IncidentStatus.OPEN,
+            kinds=list(p.get("kinds", [])),
+            scope=dict(p.get("scope", {})),
+            severity=Severity(p.get("severity", "warning")),
+            opened_at=event.ts,
+            root_cause=p.get("root_cause"),
+            alerts=list(p.get("alerts", [])),
+            title=str(p.get("title", "")),
+        )
+    elif t is EventType.ALERT_GROUPED:
+        if p["fingerprint"] not in state.setdefault("alerts", []):
+            state["alerts"].append(p["fingerprint"])
+        kind = p.get("kind")
+        if kind and kind not in state.setdefault("kinds", []):
+            state["kinds"].append(kind)
+        if p.get("root_cause"):
+            # A member higher in the topology took over as the most likely cause.
+            state["root_cause"] = p["root_cause"]
+            state["scope"] = dict(p.get("incident_scope", state.get("scope", {})))
+            state["title"] = str(p.get("title", state.get("title", "")))
+    elif t is EventType.INCIDENT_SEVERITY:
+        state["severity"] = Severity(p["severity"])
+    elif t is EventType.INCIDENT_ACKNOWLEDGED:
+        if state.get("acknowledged_at") is None:
+            state["acknowledged_at"] = event.ts
+    elif t is EventType.INCIDENT_MITIGATED:
+        if state.get("mitigated_at") is None:
+            state["mitigated_at"] = event.ts
+    elif t is EventType.INCIDENT_REOPENED:
+        state.update(status=IncidentStatus.OPEN, resolved_at=None)
+    elif t is EventType.INCIDENT_RESOLVED:
+        state.update(status=IncidentStatus.RESOLVED, resolved_at=event.ts)
+
+
+def incident_from_events(events: Iterable[Event]) -> Incident | None:
+    """Fold one incident's events (in seq order); None if it was never opened."""
+    state: dict[str, Any] = {}
+    for event in events:
+        if event.type in INCIDENT_TYPES:
+            _incident_fold(state, event)
+    if "id" not in state:
+        return None
+    state["kinds"] = tuple(state["kinds"])
+    state["alerts"] = tuple(state["alerts"])
+    return Incident.model_validate(state)
+
+
+def incidents_from_events(events: Iterable[Event]) -> list[Incident]:
+    """Fold a mixed stream into every incident it mentions, in order of opening."""
+    states: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.incident_id is None or event.type not in INCIDENT_TYPES:
+            continue
+        state = states.setdefault(event.incident_id, {})
+        _incident_fold(state, event)
+    out = []
+    for state in states.values():
+        if "id" in state:
+            state["kinds"] = tuple(state["kinds"])
+            state["alerts"] = tuple(state["alerts"])
+            out.append(Incident.model_validate(state))
+    out.sort(key=lambda i: i.opened_at)
+    return out
+
+
+_RUN_STATES: dict[EventType, RunState] = {
+    EventType.APPROVAL_REQUESTED: RunState.WAITING_APPROVAL,
+    EventType.APPROVAL_GRANTED: RunState.RUNNING,
+}
+
+
+def run_from_events(events: Iterable[Event]) -> ActionRun | None:
+    """Fold one playbook run's events; ``step`` is the index of the next step to execute."""
+    state: dict[str, Any] = {}
+    for event in events:
+        p = event.payload
+        if event.type is EventType.PLAYBOOK_STARTED:
+            state.update(
+                id=event.run_id,
+                incident_id=event.incident_id,
+                playbook=p["playbook"],
+                mode=p.get("mode", "approve"),
+                state=RunState.RUNNING,
+                step=0,
+                started_at=event.ts,
+            )
+        elif not state:
+            continue
+        elif event.type is EventType.PLAYBOOK_FINISHED:
+            state["state"] = RunState(p["state"])
+        elif event.type in _RUN_STATES:
+            state["state"] = _RUN_STATES[event.type]
+        state_step = p.get("step")
+        if event.type in (
+            EventType.APPROVAL_GRANTED,
+            EventType.ACTION_APPLIED,
+            EventType.VERIFICATION_PASSED,
+        ) and isinstance(state_step, int):
+            state["step"] = max(state.get("step", 0), state_step + 1)
+        if state:
+            state["updated_at"] = event.ts
+    return ActionRun.model_validate(state) if state else None
