@@ -44,7 +44,9 @@ class ScaledClock:
     Used by the demo and ``simulate --speed``: a 15 s tick at speed 120 takes 125 ms.
     """
 
-    def __init__(self, start: float, speed: float = 1.0, *, real: SystemClock | None = None) -> None:
+    def __init__(
+        self, start: float, speed: float = 1.0, *, real: SystemClock | None = None
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self._real = real or SystemClock()

@@ -4,8 +4,8 @@ Every error gatewarden raises on purpose derives from :class:`GatewardenError`, 
 catch the whole family without a bare ``except Exception``::
 
     GatewardenError
-    ├── ConfigError            a config, detector or playbook file is invalid (carries file/line/field)
-    ├── InputError             one unit of external input is malformed (a log line, a scrape, a payload)
+    ├── ConfigError            a config, detector or playbook file is invalid (file/line/field)
+    ├── InputError             one unit of external input is malformed (log line, scrape, payload)
     │   ├── RecordError        a request-log line does not satisfy the request-log contract
     │   └── ScrapeError        a metrics exposition cannot be parsed
     ├── SourceError            a source could not be pulled (unreachable, timeout, HTTP error)

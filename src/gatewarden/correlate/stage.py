@@ -64,10 +64,11 @@ class CorrelateStage:
             if self.book.observe_good(fp) is Transition.RESOLVED and state_before is not None:
                 events.append(self._resolved_event(tick.now, state_before))
         for state in self.book.firing():
-            if state.fingerprint not in bad and state.fingerprint not in tick.clear:
-                # No data for a firing series (e.g. traffic moved away after a failover).
-                if self.book.observe_good(state.fingerprint, no_data=True) is Transition.RESOLVED:
-                    events.append(self._resolved_event(tick.now, state))
+            if state.fingerprint in bad or state.fingerprint in tick.clear:
+                continue
+            # No data for a firing series (e.g. traffic moved away after a failover).
+            if self.book.observe_good(state.fingerprint, no_data=True) is Transition.RESOLVED:
+                events.append(self._resolved_event(tick.now, state))
         events.extend(self._close_incidents(tick.now))
         if events:
             tick.events.extend(self.store.append(events))

@@ -6,11 +6,11 @@ A malformed line is counted and described (line number and reason) but never fat
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-import io
 
 import pandas as pd
 from pydantic import ValidationError
@@ -87,7 +87,9 @@ def parse_lines(lines: Iterable[str | bytes], *, origin: str = "<lines>") -> Bat
             if len(problems) < MAX_PROBLEMS:
                 problems.append(f"{origin}:{lineno}: {exc}")
     if malformed:
-        log.warning("%s: %d malformed request-log line(s); first: %s", origin, malformed, problems[0])
+        log.warning(
+            "%s: %d malformed request-log line(s); first: %s", origin, malformed, problems[0]
+        )
     return Batch(records=records_frame(good), malformed=malformed, problems=problems)
 
 

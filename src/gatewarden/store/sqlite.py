@@ -138,7 +138,9 @@ class SQLiteStore:
 
     def event_by_key(self, key: str) -> Event | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE key = ?", (key,)
+            ).fetchone()
         return None if row is None else _row_to_event(row)
 
     # -- keyed state ------------------------------------------------------------------------
