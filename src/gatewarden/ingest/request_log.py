@@ -67,6 +67,14 @@ def records_frame(records: Iterable[RequestRecord | dict[str, object]]) -> pd.Da
     if not rows:
         return empty_frame()
     frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    # Plain dicts may leave out defaulted fields (retries, fallback, ...): fill the contract's
+    # defaults before casting so an omitted field never turns into a cast error.
+    defaults = {
+        name: field.default
+        for name, field in RequestRecord.model_fields.items()
+        if not field.is_required() and field.default is not None
+    }
+    frame = frame.fillna(defaults)
     return frame.astype({c: t for c, t in _DTYPES.items() if c != "ttft_ms"}).astype(
         {"ttft_ms": "float64"}
     )

@@ -1,0 +1,177 @@
+"""Aggregation correctness on small hand-built record sets (exact numbers)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gatewarden.aggregate import LEVELS, METRICS, AggregateStage, aggregate
+from gatewarden.ingest.request_log import empty_frame, records_frame
+from gatewarden.models import RequestRecord, scope_key
+from gatewarden.protocols import Tick
+
+BASE: dict[str, Any] = {
+    "ts": 5.0,
+    "api_key": "k1",
+    "team": "search",
+    "provider": "openai",
+    "model": "gpt-4o",
+    "requested_model": "gpt-4o",
+    "status": 200,
+    "latency_ms": 100.0,
+    "input_tokens": 10,
+    "output_tokens": 20,
+    "cost_usd": 0.01,
+}
+
+
+def rec(n: int, **overrides: Any) -> RequestRecord:
+    return RequestRecord(**{**BASE, "request_id": f"r{n}", **overrides})
+
+
+@pytest.fixture
+def frames() -> dict[str, pd.DataFrame]:
+    records = [
+        rec(1, ttft_ms=100.0, latency_ms=200.0),
+        rec(2, ttft_ms=300.0, latency_ms=400.0),
+        rec(3, status=503, latency_ms=50.0),
+        rec(4, status=429, cost_usd=0.0),  # provider rate limit: an error
+        rec(5, provider="anthropic", model="claude", fallback=True, workflow="triage"),
+        # gateway-side rejections: blocked key, gateway rate limit
+        rec(6, provider="gateway", status=401, api_key="k2", cost_usd=0.0),
+        rec(7, provider="gateway", status=429, api_key="k2", cost_usd=0.0),
+        rec(8, team=None, api_key="k3", model="gpt-4o-mini", requested_model="gpt-4o-mini"),
+    ]
+    return aggregate(records_frame(records), start=0.0, end=10.0)
+
+
+def test_every_level_has_labels_and_metrics(frames: dict[str, pd.DataFrame]) -> None:
+    assert set(frames) == set(LEVELS)
+    for level, frame in frames.items():
+        assert list(frame.columns) == [*LEVELS[level], *METRICS]
+        assert frame.index.name == "scope"
+        for key, row in frame.iterrows():
+            scope = {label: row[label] for label in LEVELS[level] if pd.notna(row[label])}
+            assert key == scope_key(scope)
+
+
+def test_global_counts_everything(frames: dict[str, pd.DataFrame]) -> None:
+    row = frames["global"].loc[""]
+    assert row["requests"] == 8
+    assert row["errors"] == 2  # 503 and provider 429; the gateway's 429 is a rejection
+    assert row["rejected"] == 2
+    assert row["error_rate"] == pytest.approx(2 / 8)
+    assert row["rps"] == pytest.approx(0.8)
+    assert row["fallbacks"] == 1
+
+
+def test_provider_levels_exclude_gateway_rejections(frames: dict[str, pd.DataFrame]) -> None:
+    provider = frames["provider"]
+    assert list(provider.index) == ["provider=anthropic", "provider=openai"]
+    openai = provider.loc["provider=openai"]
+    assert openai["requests"] == 5
+    assert openai["errors"] == 2
+    assert openai["error_rate"] == pytest.approx(0.4)
+    assert openai["rejected"] == 0
+    assert openai["cost"] == pytest.approx(0.04)
+    assert openai["cost_per_request"] == pytest.approx(0.008)
+    assert openai["input_tokens"] == 50
+    assert openai["output_tokens"] == 100
+    assert openai["rps"] == pytest.approx(0.5)
+    # linear-interpolated percentiles over the streaming calls only (ttft 100, 300)
+    assert openai["ttft_p50"] == pytest.approx(200.0)
+    assert openai["ttft_p95"] == pytest.approx(290.0)
+    # latencies 200, 400, 50, 100, 100 -> sorted 50,100,100,200,400; p95 at rank 3.8
+    assert openai["latency_p95"] == pytest.approx(200 + 0.8 * 200)
+    assert "provider=gateway" not in provider.index
+    assert "provider=gateway" not in frames["model"].index
+    assert frames["requested_model"].loc["requested_model=gpt-4o", "requests"] == 5
+
+
+def test_ttft_is_nan_without_streaming_calls(frames: dict[str, pd.DataFrame]) -> None:
+    anthropic = frames["provider"].loc["provider=anthropic"]
+    assert math.isnan(anthropic["ttft_p50"])
+    assert math.isnan(anthropic["ttft_p95"])
+    assert anthropic["fallback_ratio"] == 1.0
+
+
+def test_key_and_team_levels_count_rejections(frames: dict[str, pd.DataFrame]) -> None:
+    keys = frames["api_key"]
+    blocked = keys.loc["team=search,api_key=k2"]
+    assert blocked["requests"] == 2
+    assert blocked["rejected"] == 2
+    assert blocked["errors"] == 0
+    # a key without a team is kept, keyed without the missing label
+    assert keys.loc["api_key=k3", "requests"] == 1
+    assert pd.isna(keys.loc["api_key=k3", "team"])
+    team = frames["team"].loc["team=search"]
+    assert team["requests"] == 7  # the team-less call is in no team series
+    assert team["rejected"] == 2
+    assert team["errors"] == 2
+
+
+def test_optional_labels_drop_rows_without_them(frames: dict[str, pd.DataFrame]) -> None:
+    assert list(frames["workflow"].index) == ["workflow=triage"]
+    assert list(frames["team"].index) == ["team=search"]
+
+
+def test_empty_window() -> None:
+    frames = aggregate(empty_frame(), start=0.0, end=15.0)
+    glob = frames["global"]
+    assert list(glob.index) == [""]
+    assert glob.loc["", "requests"] == 0
+    assert math.isnan(glob.loc["", "error_rate"])
+    for level in LEVELS:
+        if level != "global":
+            assert frames[level].empty
+            assert list(frames[level].columns) == [*LEVELS[level], *METRICS]
+
+
+def test_dtypes() -> None:
+    frames = aggregate(records_frame([rec(1)]), start=0.0, end=1.0)
+    frame = frames["model"]
+    assert frame["requests"].dtype == np.int64
+    assert frame["errors"].dtype == np.int64
+    assert frame["error_rate"].dtype == np.float64
+    assert frame["ttft_p95"].dtype == np.float64
+
+
+def test_rejects_empty_window() -> None:
+    with pytest.raises(ValueError, match="window"):
+        aggregate(empty_frame(), start=10.0, end=10.0)
+
+
+def test_aggregate_stage_fills_frames() -> None:
+    tick = Tick(now=15.0, start=0.0, records=records_frame([rec(1), rec(2, status=500)]))
+    AggregateStage().run(tick)
+    assert tick.frames["provider"].loc["provider=openai", "errors"] == 1
+    assert tick.frames["global"].loc["", "rps"] == pytest.approx(2 / 15)
+
+
+def test_many_rows_vectorised() -> None:
+    rng = np.random.default_rng(1)
+    n = 50_000
+    frame = empty_frame().reindex(range(n))
+    frame["provider"] = rng.choice(["openai", "anthropic", "gateway"], n)
+    frame["model"] = rng.choice(["a", "b", "c"], n)
+    frame["requested_model"] = frame["model"]
+    frame["api_key"] = rng.choice([f"k{i}" for i in range(500)], n)
+    frame["team"] = rng.choice(["t1", "t2"], n)
+    frame["workflow"] = None
+    frame["status"] = rng.choice([200, 500], n, p=[0.9, 0.1])
+    frame["latency_ms"] = 100.0
+    frame["ttft_ms"] = np.nan
+    frame["input_tokens"] = 1
+    frame["output_tokens"] = 1
+    frame["cost_usd"] = 0.001
+    frame["fallback"] = False
+    frames = aggregate(frame, start=0.0, end=15.0)
+    provider_rows = frame[frame["provider"] != "gateway"]
+    assert frames["provider"]["requests"].sum() == len(provider_rows)
+    assert frames["provider"]["errors"].sum() == int((provider_rows["status"] >= 500).sum())
+    assert frames["api_key"]["requests"].sum() == n
+    assert frames["workflow"].empty

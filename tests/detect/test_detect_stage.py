@@ -1,0 +1,164 @@
+"""DetectStage end to end: records -> frames -> alerts with evidence, and the clear set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gatewarden.aggregate import AggregateStage, SeriesHistory, aggregate
+from gatewarden.detect import DetectorSpec, DetectStage, parse_detector_specs
+from gatewarden.ingest.request_log import records_frame
+from gatewarden.models import RequestRecord, Severity, fingerprint
+from gatewarden.protocols import Stage, Tick
+
+TICK_S = 15.0
+SPECS = """\
+- name: provider-error-rate
+  kind: error_rate
+  level: provider
+  metric: error_rate
+  params: {alpha: 0.1, warmup: 5, binomial: true, abs_floor: 0.005}
+  filter: {threshold: 6, min_value: 0.05, min_volume: 20}
+  severity: critical
+- name: model-error-rate
+  kind: error_rate
+  level: model
+  metric: error_rate
+  params: {alpha: 0.1, warmup: 5, binomial: true, abs_floor: 0.005}
+  filter: {threshold: 6, min_value: 0.05, min_volume: 20}
+- name: disabled
+  kind: cost
+  level: global
+  metric: cost
+  filter: {threshold: 1}
+  enabled: false
+"""
+
+
+def records(t: int, rates: dict[str, float], n: int = 100) -> pd.DataFrame:
+    """``n`` calls per provider, the first ``rate * n`` of them failing with 503."""
+    rows = []
+    for provider, rate in rates.items():
+        for i in range(n):
+            fields: dict[str, Any] = {
+                "ts": t * TICK_S + 1,
+                "request_id": f"{t}-{provider}-{i}",
+                "api_key": "k",
+                "provider": provider,
+                "model": f"{provider}-m",
+                "requested_model": f"{provider}-m",
+                "status": 503 if i < round(rate * n) else 200,
+                "latency_ms": 100.0,
+                "input_tokens": 1,
+                "output_tokens": 1,
+                "cost_usd": 0.001,
+            }
+            rows.append(RequestRecord(**fields))
+    return records_frame(rows)
+
+
+def make_tick(t: int, rates: dict[str, float]) -> Tick:
+    tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records(t, rates))
+    AggregateStage().run(tick)
+    return tick
+
+
+@pytest.fixture
+def specs() -> list[DetectorSpec]:
+    return parse_detector_specs(SPECS)
+
+
+def test_stage_protocol(specs: list[DetectorSpec]) -> None:
+    stage = DetectStage(specs, history=None)
+    assert isinstance(stage, Stage)
+    assert [spec.name for spec in stage.specs] == ["provider-error-rate", "model-error-rate"]
+
+
+def test_end_to_end_alerts_evidence_and_clear(specs: list[DetectorSpec]) -> None:
+    history = SeriesHistory(maxlen=50)
+    stage = DetectStage(specs, history=history)
+    healthy = {"openai": 0.01, "anthropic": 0.02}
+    for t in range(10):
+        tick = make_tick(t, healthy)
+        stage.run(tick)
+        assert tick.alerts == []
+    # after warm-up, every provider and model series is evaluated and healthy
+    openai_fp = fingerprint("error_rate", {"provider": "openai"})
+    model_fp = fingerprint("error_rate", {"provider": "openai", "model": "openai-m"})
+    assert {openai_fp, model_fp} <= tick.clear
+    assert len(tick.clear) == 4
+
+    tick = make_tick(10, {"openai": 0.40, "anthropic": 0.02})
+    stage.run(tick)
+    by_detector = {alert.detector: alert for alert in tick.alerts}
+    assert set(by_detector) == {"provider-error-rate", "model-error-rate"}
+    alert = by_detector["provider-error-rate"]
+    assert alert.kind == "error_rate"
+    assert alert.scope == {"provider": "openai"}
+    assert alert.fingerprint == openai_fp
+    assert alert.severity is Severity.CRITICAL
+    assert alert.ts == tick.now
+    evidence = alert.evidence
+    assert evidence.metric == "error_rate"
+    assert evidence.observed == pytest.approx(0.40)
+    assert evidence.expected == pytest.approx(0.01)
+    assert evidence.score > 6
+    assert evidence.window_s == TICK_S
+    assert evidence.volume == 100
+    assert "40.0% vs baseline 1.0%" in evidence.detail
+    assert by_detector["model-error-rate"].scope == {"provider": "openai", "model": "openai-m"}
+    assert by_detector["model-error-rate"].severity is Severity.WARNING
+    assert tick.clear == {
+        fingerprint("error_rate", {"provider": "anthropic"}),
+        fingerprint("error_rate", {"provider": "anthropic", "model": "anthropic-m"}),
+    }
+    assert history.query("error_rate", {"provider": "openai"}) == pytest.approx(0.40)
+    assert len(history) == 11
+
+
+def test_missing_level_and_missing_volume_are_not_clear(specs: list[DetectorSpec]) -> None:
+    stage = DetectStage(specs, history=None)
+    for t in range(10):
+        stage.run(make_tick(t, {"openai": 0.01}))
+    # a provider with too little traffic is neither firing nor healthy
+    thin = aggregate(records(10, {"openai": 0.5}, n=5), start=150.0, end=165.0)
+    tick = Tick(now=165.0, start=150.0, records=records(10, {}), frames=thin)
+    stage.run(tick)
+    assert tick.alerts == []
+    assert tick.clear == set()
+    empty = Tick(now=180.0, start=165.0, records=records(11, {}))
+    stage.run(empty)  # no frames at all: nothing to judge, nothing raised
+    assert empty.alerts == [] and empty.clear == set()
+
+
+def test_firing_fingerprint_is_never_cleared_by_another_spec() -> None:
+    text = SPECS.split("- name: model-error-rate")[0]
+    strict = text.replace("provider-error-rate", "strict").replace(
+        "min_value: 0.05", "min_value: 0.9"
+    )
+    stage = DetectStage(parse_detector_specs(text + strict), history=None)
+    for t in range(10):
+        stage.run(make_tick(t, {"openai": 0.01}))
+    tick = make_tick(10, {"openai": 0.40})
+    stage.run(tick)
+    assert [alert.detector for alert in tick.alerts] == ["provider-error-rate"]
+    assert tick.alerts[0].fingerprint not in tick.clear
+
+
+def test_duplicate_names_rejected(specs: list[DetectorSpec]) -> None:
+    with pytest.raises(ValueError, match="unique"):
+        DetectStage([specs[0], specs[0]], history=None)
+
+
+def test_nan_values_do_not_break_the_stage() -> None:
+    [spec] = parse_detector_specs(
+        "name: ttft\nkind: ttft\nlevel: provider\nmetric: ttft_p95\nfilter: {threshold: 6}\n"
+    )
+    stage = DetectStage([spec], history=None)
+    tick = make_tick(0, {"openai": 0.0})  # no streaming calls: ttft_p95 is NaN
+    stage.run(tick)
+    assert np.isnan(tick.frames["provider"]["ttft_p95"]).all()
+    assert tick.alerts == [] and tick.clear == set()
