@@ -1,0 +1,253 @@
+"""InMemoryGateway: a real in-process GatewayAdmin over a dict state.
+
+It implements the same actions as the LiteLLM adapter (planning shares
+:mod:`gatewarden.gateways.actions`), records every applied call, honours the idempotency key
+(a repeated key returns the first outcome without touching the state again), and can be told to
+fail transiently or permanently. Engine tests and ``playbook test`` run against it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gatewarden.errors import GatewayRejected, GatewayUnavailable
+from gatewarden.gateways.actions import (
+    DeploymentOrderParams,
+    DeploymentOrdersParams,
+    DeploymentView,
+    FailoverParams,
+    FallbacksParams,
+    KeyLimitsParams,
+    KeyParams,
+    ModelParams,
+    describe,
+    parse_params,
+    plan_failover,
+    provider_of,
+)
+from gatewarden.models import ActionOutcome, ActionPlan, GatewayAction
+
+Phase = Literal["plan", "apply", "both"]
+
+
+@dataclass
+class KeyState:
+    blocked: bool = False
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_budget: float | None = None
+    team_id: str | None = None
+
+
+@dataclass
+class DeploymentState:
+    id: str
+    model_name: str
+    model: str
+    order: int | None = None
+
+    @property
+    def provider(self) -> str:
+        return provider_of(self.model)
+
+
+@dataclass(frozen=True)
+class AppliedCall:
+    action: GatewayAction
+    key: str
+
+
+@dataclass
+class _Failure:
+    remaining: int
+    permanent: bool
+    phase: Phase
+    types: frozenset[str] | None = None
+
+
+@dataclass
+class InMemoryGateway:
+    """``keys`` maps key -> limits, ``deployments`` is a LiteLLM-like model list
+    (``id``, ``model_name``, ``model`` as ``provider/model``, ``order``)."""
+
+    keys: dict[str, KeyState] = field(default_factory=dict)
+    deployments: dict[str, DeploymentState] = field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    name: str = "memory"
+    #: every call that changed (or re-set) the state, in order
+    calls: list[AppliedCall] = field(default_factory=list)
+    #: apply() calls answered from the idempotency cache
+    replays: list[AppliedCall] = field(default_factory=list)
+    _outcomes: dict[str, ActionOutcome] = field(default_factory=dict)
+    _failures: list[_Failure] = field(default_factory=list)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        keys: Iterable[str] | Mapping[str, Mapping[str, Any]] = (),
+        deployments: Iterable[Mapping[str, Any]] = (),
+        fallbacks: Mapping[str, list[str]] | None = None,
+    ) -> InMemoryGateway:
+        key_states = (
+            {k: KeyState(**dict(v)) for k, v in keys.items()}
+            if isinstance(keys, Mapping)
+            else {k: KeyState() for k in keys}
+        )
+        deps = {str(d["id"]): DeploymentState(**dict(d)) for d in deployments}
+        return cls(keys=key_states, deployments=deps, fallbacks=dict(fallbacks or {}))
+
+    # -- failure switches --------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        times: int = 1,
+        *,
+        permanent: bool = False,
+        phase: Phase = "apply",
+        types: Iterable[str] | None = None,
+    ) -> None:
+        """Make the next ``times`` calls (of ``phase``, optionally only for ``types``) fail:
+        GatewayUnavailable, or GatewayRejected when ``permanent``."""
+        with self._lock:
+            self._failures.append(
+                _Failure(times, permanent, phase, None if types is None else frozenset(types))
+            )
+
+    def _maybe_fail(self, phase: Phase, action: GatewayAction) -> None:
+        with self._lock:
+            for failure in self._failures:
+                if failure.remaining <= 0 or failure.phase not in (phase, "both"):
+                    continue
+                if failure.types is not None and action.type not in failure.types:
+                    continue
+                failure.remaining -= 1
+                if failure.permanent:
+                    raise GatewayRejected(f"{self.name}: {action.type} rejected", status=400)
+                raise GatewayUnavailable(f"{self.name}: {action.type} unavailable", status=503)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _key(self, key: str) -> KeyState:
+        state = self.keys.get(key)
+        if state is None:
+            raise GatewayRejected(f"{self.name}: unknown key {key!r}", status=404)
+        return state
+
+    def _views(self) -> list[DeploymentView]:
+        return [
+            DeploymentView(d.id, d.model_name, d.provider, d.order)
+            for d in self.deployments.values()
+        ]
+
+    def orders(self) -> dict[str, int | None]:
+        with self._lock:
+            return {d.id: d.order for d in self.deployments.values()}
+
+    def applied(self, action_type: str | None = None) -> list[GatewayAction]:
+        with self._lock:
+            return [c.action for c in self.calls if action_type in (None, c.action.type)]
+
+    # -- GatewayAdmin ------------------------------------------------------------------------
+
+    def plan(self, action: GatewayAction) -> ActionPlan:
+        with self._lock:
+            self._maybe_fail("plan", action)
+            params = parse_params(action)
+            return self._plan(action, params)
+
+    def _plan(self, action: GatewayAction, params: Any) -> ActionPlan:
+        inverse: GatewayAction | None = None
+        preview = f"will {describe(action)}"
+        if isinstance(params, KeyParams):
+            wants = action.type == "block_key"
+            if self._key(params.key).blocked == wants:
+                return ActionPlan(action=action, inverse=None, preview="no change: already so")
+            undo = "unblock_key" if wants else "block_key"
+            inverse = GatewayAction(type=undo, params={"key": params.key})
+        elif isinstance(params, KeyLimitsParams):
+            state = self._key(params.key)
+            before = {f: getattr(state, f) for f in params.limits()}
+            inverse = GatewayAction(type="update_key_limits", params={"key": params.key, **before})
+        elif isinstance(params, DeploymentOrderParams | DeploymentOrdersParams):
+            wanted = (
+                {params.deployment_id: params.order}
+                if isinstance(params, DeploymentOrderParams)
+                else params.orders
+            )
+            unknown = sorted(set(wanted) - set(self.deployments))
+            if unknown:
+                raise GatewayRejected(f"unknown deployment(s): {', '.join(unknown)}", status=404)
+            old = {i: self.deployments[i].order for i in wanted}
+            inverse = GatewayAction(type="set_deployment_orders", params={"orders": old})
+        elif isinstance(params, FailoverParams):
+            plan = plan_failover(self._views(), params.provider)
+            if plan is None:
+                raise GatewayRejected(
+                    f"no model group has {params.provider} first and another provider to use"
+                )
+            action = plan.action()
+            inverse = plan.inverse()
+            preview = plan.preview()
+        elif isinstance(params, FallbacksParams | ModelParams):
+            current = self.fallbacks.get(params.model)
+            if current:
+                inverse = GatewayAction(
+                    type="set_fallbacks",
+                    params={"model": params.model, "fallback_models": list(current)},
+                )
+            elif isinstance(params, FallbacksParams):
+                inverse = GatewayAction(type="delete_fallbacks", params={"model": params.model})
+        return ActionPlan(action=action, inverse=inverse, preview=preview)
+
+    def apply(self, action: GatewayAction, *, key: str) -> ActionOutcome:
+        with self._lock:
+            if key in self._outcomes:
+                self.replays.append(AppliedCall(action, key))
+                return self._outcomes[key]
+            self._maybe_fail("apply", action)
+            params = parse_params(action)
+            response = self._apply(action.type, params)
+            outcome = ActionOutcome(ok=True, status=200, detail=describe(action), response=response)
+            self.calls.append(AppliedCall(action, key))
+            self._outcomes[key] = outcome
+            return outcome
+
+    def _apply(self, action_type: str, params: Any) -> dict[str, Any]:
+        if isinstance(params, KeyParams):
+            self._key(params.key).blocked = action_type == "block_key"
+            return {}
+        if isinstance(params, KeyLimitsParams):
+            state = self._key(params.key)
+            for name, value in params.limits().items():
+                setattr(state, name, value)
+            return {}
+        if isinstance(params, DeploymentOrderParams):
+            return self._set_orders({params.deployment_id: params.order})
+        if isinstance(params, DeploymentOrdersParams | FailoverParams):
+            orders = params.orders
+            if orders is None:
+                plan = plan_failover(self._views(), getattr(params, "provider", ""))
+                orders = plan.new_orders if plan else {}
+            return self._set_orders(orders)
+        if isinstance(params, FallbacksParams):
+            if params.model in params.fallback_models:
+                raise GatewayRejected(f"{params.model} cannot be its own fallback", status=400)
+            self.fallbacks[params.model] = list(params.fallback_models)
+            return {}
+        if isinstance(params, ModelParams):
+            self.fallbacks.pop(params.model, None)
+            return {}
+        raise GatewayRejected(f"unsupported params {type(params).__name__}")  # pragma: no cover
+
+    def _set_orders(self, orders: Mapping[str, int | None]) -> dict[str, Any]:
+        unknown = sorted(set(orders) - set(self.deployments))
+        if unknown:
+            raise GatewayRejected(f"unknown deployment(s): {', '.join(unknown)}", status=404)
+        for dep_id, order in orders.items():
+            self.deployments[dep_id].order = order
+        return {"updated": sorted(orders)}

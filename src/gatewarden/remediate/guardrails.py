@@ -1,0 +1,124 @@
+"""Safety limits on what remediation may do, all counted from the event log.
+
+* actions per hour, globally and per playbook (``action.applied`` events, dry runs excluded);
+* keys blocked at once (blocks applied by gatewarden minus unblocks and rollbacks);
+* a circuit breaker per gateway, so a gateway that is down is not hammered by every run.
+
+The breaker is the one piece of in-memory state: it only delays calls, never decides an outcome,
+so losing it on restart is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from gatewarden.models import Event
+from gatewarden.remediate.runlog import RunLog
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600.0
+
+
+def actions_in_last_hour(runs: Iterable[RunLog], now: float, playbook: str | None = None) -> int:
+    count = 0
+    for run in runs:
+        if playbook is not None and run.playbook != playbook:
+            continue
+        for index in run.applied_steps():
+            applied = run.steps[index].applied
+            if applied is not None and now - applied.ts < HOUR:
+                count += 1
+    return count
+
+
+def _key_change(event: Event | None) -> tuple[str, str] | None:
+    """(action type, key) when ``event`` carries a block_key/unblock_key action."""
+    action = event.payload.get("action") if event is not None else None
+    if not isinstance(action, Mapping) or action.get("type") not in ("block_key", "unblock_key"):
+        return None
+    params = action.get("params")
+    key = params.get("key") if isinstance(params, Mapping) else None
+    return (str(action["type"]), key) if isinstance(key, str) else None
+
+
+def blocked_keys(runs: Iterable[RunLog]) -> set[str]:
+    """Keys currently blocked by gatewarden: its applied blocks minus unblocks and rollbacks."""
+    changes: list[tuple[float, str, str]] = []
+    for run in runs:
+        for index in run.applied_steps():
+            rec = run.steps[index]
+            forward = _key_change(rec.intended)
+            if forward is not None and rec.applied is not None:
+                changes.append((rec.applied.ts, *forward))
+            backward = _key_change(rec.rolled_back)
+            if backward is not None and rec.rolled_back is not None:
+                changes.append((rec.rolled_back.ts, *backward))
+    blocked: set[str] = set()
+    for _, kind, key in sorted(changes):
+        if kind == "block_key":
+            blocked.add(key)
+        else:
+            blocked.discard(key)
+    return blocked
+
+
+def last_finished(
+    runs: Iterable[RunLog], playbook: str, scope: str, scopes: Mapping[str, str]
+) -> float | None:
+    """When the latest run of ``playbook`` on an incident of scope ``scope`` finished;
+    ``inf`` while one is still running (a scope never has two concurrent runs)."""
+    latest: float | None = None
+    for run in runs:
+        if run.playbook != playbook or scopes.get(run.incident_id) != scope:
+            continue
+        if run.finished is None:
+            return float("inf")
+        latest = max(latest or run.finished.ts, run.finished.ts)
+    return latest
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive transient failures; once ``reset_s`` has passed
+    it lets a trial call through (half-open): success closes it, failure re-opens it."""
+
+    def __init__(self, name: str, *, threshold: int = 3, reset_s: float = 60.0) -> None:
+        self.name = name
+        self.threshold = threshold
+        self.reset_s = reset_s
+        self._failures = 0
+        self._opened_at: float | None = None
+
+    @property
+    def open(self) -> bool:
+        return self._opened_at is not None
+
+    def allow(self, now: float) -> bool:
+        return self._opened_at is None or now - self._opened_at >= self.reset_s
+
+    def success(self) -> None:
+        if self._opened_at is not None:
+            log.info("gateway %s: circuit closed", self.name)
+        self._failures = 0
+        self._opened_at = None
+
+    def failure(self, now: float) -> None:
+        self._failures += 1
+        if self._failures >= self.threshold:
+            if self._opened_at is None:
+                log.warning("gateway %s: circuit open for %.0fs", self.name, self.reset_s)
+            # Calls are sequential, so a failed half-open trial re-opens before the next allow().
+            self._opened_at = now
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Delay before attempt ``attempt + 1`` after ``attempt`` failures (1, 2, 4 ... x base)."""
+    return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def retry_at(failures: list[Event], base: float, cap: float) -> float:
+    """Earliest time of the next attempt given the retryable failures so far."""
+    if not failures:
+        return float("-inf")
+    return failures[-1].ts + backoff_delay(len(failures), base, cap)
