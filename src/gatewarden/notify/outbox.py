@@ -1,0 +1,318 @@
+"""The persisted outbox: notifications are events first, deliveries second.
+
+For each event that deserves a message the stage appends ``notification.queued`` (one per
+notifier, key ``notify:{message_id}:{notifier}``), then flushes. Pending work is *derived from the
+store* (queued without a delivered or permanent failure), so a restart resumes where the last
+process stopped and nothing lives only in memory.
+
+Delivery semantics, per notifier:
+
+* **Ordered.** Messages go out in queue (seq) order; a retryable failure stops that notifier for
+  the tick, so later messages wait behind the failed one instead of overtaking it (a thread reply
+  never lands before its root).
+* **Recorded once.** ``notification.delivered`` is keyed
+  ``notify:{message_id}:{notifier}:delivered`` and the store's idempotent append keeps it
+  unique; a message with a recorded delivery is never sent again.
+* **At-least-once only when the outcome is unknown.** Before calling a notifier the stage marks
+  the outbox key in-flight (``Store.put_state``) and clears the mark once the outcome is recorded.
+  A crash between the remote call and the ``delivered`` append leaves the mark behind: on restart
+  the stage first asks the notifier whether the message already landed (notifiers implementing
+  :class:`Reconciler`, e.g. Slack via message metadata) and records that delivery instead of
+  posting; a notifier that cannot tell is called again. We chose a possible duplicate in that
+  window over a possibly lost page: a missed page costs more than a repeated one.
+* **Never silently dropped.** ``NotifyRejected`` (or exhausting ``max_attempts``) appends
+  ``notification.failed {retryable: false}``: recorded, visible in the report, not retried.
+* **Bounded.** At most ``max_per_tick`` deliveries per notifier and ``budget_s`` wall seconds per
+  flush, so a slow chat API cannot stall detection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from gatewarden.errors import NotifyRejected, NotifyRetryable
+from gatewarden.models import Delivery, Event, EventType, Message
+from gatewarden.notify.messages import AlertLookup, build_message
+from gatewarden.notify.redact import redact
+from gatewarden.protocols import Clock, Notifier, Store, Tick
+
+log = logging.getLogger(__name__)
+
+_QUEUED = EventType.NOTIFICATION_QUEUED
+_DELIVERED = EventType.NOTIFICATION_DELIVERED
+_FAILED = EventType.NOTIFICATION_FAILED
+_LOW_WATER = "notify.outbox.low_water"
+
+
+def outbox_key(message_id: str, notifier: str) -> str:
+    return f"notify:{message_id}:{notifier}"
+
+
+def delivered_key(message_id: str, notifier: str) -> str:
+    return f"{outbox_key(message_id, notifier)}:delivered"
+
+
+def _inflight_state(notifier: str) -> str:
+    return f"notify.inflight.{notifier}"
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """A notifier that can tell whether a message already landed (used only after a crash)."""
+
+    def find(self, message: Message, *, thread_ref: str | None = None) -> Delivery | None: ...
+
+
+@dataclass
+class PendingItem:
+    """One queued (message, notifier) pair as derived from the store."""
+
+    key: str
+    seq: int
+    notifier: str
+    message: Message
+    delivered_ref: str | None = None
+    delivered: bool = False
+    rejected: bool = False
+    attempts: int = 0
+    next_attempt_at: float | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.delivered or self.rejected
+
+
+class NotifyStage:
+    """Pipeline stage: enqueue messages for this tick's events, then flush the outbox."""
+
+    name = "notify"
+
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Sequence[Notifier],
+        clock: Clock,
+        *,
+        max_attempts: int = 8,
+        base_backoff_s: float = 5.0,
+        max_backoff_s: float = 600.0,
+        max_per_tick: int = 20,
+        budget_s: float = 5.0,
+    ) -> None:
+        names = [n.name for n in notifiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"notifier names must be unique, got {names}")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self._store = store
+        self._notifiers = {n.name: n for n in notifiers}
+        self._clock = clock
+        self.max_attempts = max_attempts
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.max_per_tick = max_per_tick
+        self.budget_s = budget_s
+
+    # -- stage ------------------------------------------------------------------------------
+    def run(self, tick: Tick) -> None:
+        appended = self.enqueue(tick.events)
+        appended.extend(self.flush())
+        tick.events.extend(appended)
+
+    # -- enqueue ----------------------------------------------------------------------------
+    def enqueue(self, events: Iterable[Event]) -> list[Event]:
+        """Append ``notification.queued`` for every event that deserves a message."""
+        batch = list(events)
+        lookup = self._alert_lookup(batch)
+        now = self._clock.now()
+        queued: list[Event] = []
+        for event in batch:
+            message = build_message(event, alert_lookup=lookup)
+            if message is None:
+                continue
+            dump = message.model_dump(mode="json")
+            for name in self._notifiers:
+                queued.append(
+                    Event(
+                        ts=now,
+                        type=_QUEUED,
+                        incident_id=message.incident_id,
+                        key=outbox_key(message.id, name),
+                        payload={"message": dump, "notifier": name},
+                    )
+                )
+        return self._store.append(queued) if queued else []
+
+    def _alert_lookup(self, batch: list[Event]) -> AlertLookup:
+        # The root-cause alert usually fired in the same tick as the incident opened; fall back
+        # to the incident's stored alert events (they carry incident_id) when it did not.
+        opened = {e.incident_id for e in batch if e.type is EventType.INCIDENT_OPENED}
+
+        def lookup(fingerprint: str) -> Mapping[str, Any] | None:
+            for event in reversed(batch):
+                fired = event.type is EventType.ALERT_FIRED
+                if fired and event.payload.get("fingerprint") == fingerprint:
+                    return event.payload
+            for incident_id in sorted(i for i in opened if i is not None):
+                stored = self._store.events(
+                    incident_id=incident_id, types=[EventType.ALERT_FIRED.value]
+                )
+                for event in reversed(stored):
+                    if event.payload.get("fingerprint") == fingerprint:
+                        return event.payload
+            return None
+
+        return lookup
+
+    # -- pending state ----------------------------------------------------------------------
+    def pending(self) -> list[PendingItem]:
+        """Every unsettled queued notification, in seq order (for the web UI and tests)."""
+        items, _ = self._load()
+        return [i for i in items if not i.settled]
+
+    def _load(self) -> tuple[list[PendingItem], int]:
+        # Everything at or below the low-water mark is settled; it is only an optimisation, so
+        # a lost or stale mark (0) merely means a longer scan.
+        low = int(self._store.get_state(_LOW_WATER) or 0)
+        types = [_QUEUED.value, _DELIVERED.value, _FAILED.value]
+        events = self._store.events(types=types, after_seq=low)
+        items: dict[str, PendingItem] = {}
+        for event in events:
+            p = event.payload
+            if event.type is _QUEUED and event.key and event.seq is not None:
+                items[event.key] = PendingItem(
+                    key=event.key,
+                    seq=event.seq,
+                    notifier=str(p["notifier"]),
+                    message=Message.model_validate(p["message"]),
+                )
+                continue
+            item = items.get(outbox_key(str(p.get("message_id")), str(p.get("notifier"))))
+            if item is None:
+                continue  # outcome of a notification settled below the low-water mark
+            if event.type is _DELIVERED:
+                item.delivered = True
+                item.delivered_ref = p.get("ref")
+            elif p.get("retryable"):
+                item.attempts = max(item.attempts, int(p.get("attempt", 1)))
+                next_at = p.get("next_attempt_at")
+                item.next_attempt_at = float(next_at) if next_at is not None else None
+            else:
+                item.rejected = True
+        max_seq = max((e.seq or 0 for e in events), default=low)
+        return sorted(items.values(), key=lambda i: i.seq), max_seq
+
+    # -- flush ------------------------------------------------------------------------------
+    def flush(self) -> list[Event]:
+        """Deliver what is due; returns the delivered/failed events appended."""
+        items, max_seq = self._load()
+        deadline = time.monotonic() + self.budget_s  # wall time: the domain clock may be virtual
+        appended: list[Event] = []
+        for name, notifier in self._notifiers.items():
+            queue = [i for i in items if i.notifier == name and not i.settled]
+            for item in queue[: self.max_per_tick]:
+                if time.monotonic() > deadline:
+                    break
+                if item.next_attempt_at is not None and self._clock.now() < item.next_attempt_at:
+                    break  # the head is backing off; later messages wait behind it
+                event = self._attempt(notifier, item)
+                appended.append(event)
+                if event.type is _FAILED and event.payload.get("retryable"):
+                    break
+        unsettled = [i.seq for i in items if not i.settled]
+        low = min(unsettled) - 1 if unsettled else max_seq
+        self._store.put_state(_LOW_WATER, str(low))
+        return appended
+
+    def _thread_ref(self, message: Message, notifier: str) -> str | None:
+        if message.thread_of is None:
+            return None
+        root = self._store.event_by_key(delivered_key(message.thread_of, notifier))
+        ref = root.payload.get("ref") if root is not None else None
+        return str(ref) if ref else None
+
+    def _attempt(self, notifier: Notifier, item: PendingItem) -> Event:
+        thread_ref = self._thread_ref(item.message, notifier.name)
+        inflight = _inflight_state(notifier.name)
+        delivery: Delivery | None = None
+        try:
+            if self._store.get_state(inflight) == item.key and isinstance(notifier, Reconciler):
+                delivery = self._reconcile(notifier, item, thread_ref)
+            if delivery is None:
+                self._store.put_state(inflight, item.key)
+                delivery = notifier.deliver(item.message, thread_ref=thread_ref)
+        except NotifyRetryable as exc:
+            event = self._failed(item, str(exc), retryable=True, retry_after=exc.retry_after)
+        except NotifyRejected as exc:
+            event = self._failed(item, str(exc), retryable=False)
+        else:
+            if delivery.ok:
+                event = self._record(
+                    item,
+                    _DELIVERED,
+                    delivered_key(item.message.id, item.notifier),
+                    {"ref": delivery.ref, "detail": redact(delivery.detail)},
+                )
+                item.delivered, item.delivered_ref = True, delivery.ref
+            else:
+                event = self._failed(item, delivery.detail or "notifier refused", retryable=False)
+        self._store.put_state(inflight, "")
+        return event
+
+    @staticmethod
+    def _reconcile(
+        notifier: Reconciler, item: PendingItem, thread_ref: str | None
+    ) -> Delivery | None:
+        # The last process crashed mid-delivery: ask before posting again. A notifier that
+        # refuses to answer (missing scope, unknown channel) cannot tell, so we post again.
+        try:
+            delivery = notifier.find(item.message, thread_ref=thread_ref)
+        except NotifyRejected as exc:
+            log.warning("cannot reconcile %s (%s); delivering again", item.key, exc)
+            return None
+        if delivery is not None:
+            log.info("notification %s had already been delivered; recording it", item.key)
+        return delivery
+
+    def _failed(
+        self, item: PendingItem, error: str, *, retryable: bool, retry_after: float | None = None
+    ) -> Event:
+        attempt = item.attempts + 1
+        item.attempts = attempt
+        payload: dict[str, Any] = {"error": redact(error), "attempt": attempt}
+        if retryable and attempt >= self.max_attempts:
+            payload["error"] = f"gave up after {attempt} attempts: {payload['error']}"
+            retryable = False
+        payload["retryable"] = retryable
+        if retryable:
+            if retry_after is not None:
+                delay = max(0.0, retry_after)  # the server knows its rate limit best
+            else:
+                delay = min(self.max_backoff_s, self.base_backoff_s * 2 ** (attempt - 1))
+            item.next_attempt_at = self._clock.now() + delay
+            payload["next_attempt_at"] = item.next_attempt_at
+            log.warning(
+                "notification %s failed (attempt %d): %s", item.key, attempt, payload["error"]
+            )
+        else:
+            item.rejected = True
+            log.error("notification %s rejected: %s", item.key, payload["error"])
+        key = f"{item.key}:failed:{attempt}"
+        return self._record(item, _FAILED, key, payload)
+
+    def _record(
+        self, item: PendingItem, type_: EventType, key: str, extra: dict[str, Any]
+    ) -> Event:
+        payload = {"message_id": item.message.id, "notifier": item.notifier, **extra}
+        event = Event(
+            ts=self._clock.now(),
+            type=type_,
+            incident_id=item.message.incident_id,
+            key=key,
+            payload=payload,
+        )
+        return self._store.append([event])[0]
