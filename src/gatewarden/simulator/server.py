@@ -1,0 +1,206 @@
+"""HTTP face of the simulator: LiteLLM's ``/metrics`` and admin API, the request log, and
+``/sim/*`` control endpoints, served by uvicorn on a background thread.
+
+Traffic is generated lazily: every request first advances the simulator to ``clock.now()``,
+so with a VirtualClock a test steps time and then pulls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gatewarden.simulator.admin import AdminApi, ApiError, error_response, read_json
+from gatewarden.simulator.sim import Simulator
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def _float_param(request: Request, name: str, default: float | None) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(
+            400, f"{name} must be a number", kind="bad_request_error", param=name
+        ) from None
+    if not math.isfinite(value):
+        raise ApiError(400, f"{name} must be finite", kind="bad_request_error", param=name)
+    return value
+
+
+def create_app(sim: Simulator) -> Starlette:
+    admin = AdminApi(sim)
+
+    async def metrics(request: Request) -> Response:
+        return Response(sim.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    async def requests(request: Request) -> Response:
+        try:
+            since = _float_param(request, "since", 0.0)
+            until = _float_param(request, "until", None)
+        except ApiError as err:
+            return err.response()
+        records = sim.records(since or 0.0, until)
+
+        def lines() -> Iterator[str]:
+            # Encode in chunks: one huge string would double peak memory for long windows.
+            for i in range(0, len(records), 2000):
+                yield "".join(_ENCODER.encode(r) + "\n" for r in records[i : i + 2000])
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    async def liveliness(request: Request) -> Response:
+        return JSONResponse("I'm alive!")
+
+    async def readiness(request: Request) -> Response:
+        return JSONResponse({"status": "healthy", "db": "Not connected"})
+
+    async def admin_calls(request: Request) -> Response:
+        return JSONResponse([c.as_dict() for c in sim.state.admin_calls()])
+
+    async def labels(request: Request) -> Response:
+        return JSONResponse(sim.labels())
+
+    async def state(request: Request) -> Response:
+        return JSONResponse(sim.status())
+
+    async def inject(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            with sim.lock:
+                now = sim.sync()
+                # Without an explicit start the fault begins now.
+                body.setdefault("start", max(0.0, now - sim.scenario.start))
+                active = sim.add_fault(body)
+        except ApiError as err:
+            return err.response()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            return error_response(400, problems, kind="bad_request_error", param="fault")
+        except ValueError as exc:
+            return error_response(400, str(exc), kind="bad_request_error", param="fault")
+        return JSONResponse({"uid": active.uid, "label": active.label()}, status_code=201)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error_response(
+            exc.status_code,
+            str(exc.detail),
+            kind="not_found" if exc.status_code == 404 else "bad_request_error",
+        )
+
+    routes = [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics/", metrics, methods=["GET"]),
+        Route("/gatewarden/requests", requests, methods=["GET"]),
+        Route("/health/liveliness", liveliness, methods=["GET"]),
+        Route("/health/readiness", readiness, methods=["GET"]),
+        Route("/key/block", admin.wrap(admin.key_block), methods=["POST"]),
+        Route("/key/unblock", admin.wrap(admin.key_unblock), methods=["POST"]),
+        Route("/key/update", admin.wrap(admin.key_update), methods=["POST"]),
+        Route("/key/info", admin.wrap(admin.key_info), methods=["GET"]),
+        Route("/model/info", admin.wrap(admin.model_info), methods=["GET"]),
+        Route("/model/update", admin.wrap(admin.model_update), methods=["POST"]),
+        Route("/fallback", admin.wrap(admin.fallback_create), methods=["POST"]),
+        Route("/fallback/{model:path}", admin.wrap(admin.fallback_get), methods=["GET"]),
+        Route("/fallback/{model:path}", admin.wrap(admin.fallback_delete), methods=["DELETE"]),
+        Route("/sim/admin-calls", admin_calls, methods=["GET"]),
+        Route("/sim/labels", labels, methods=["GET"]),
+        Route("/sim/state", state, methods=["GET"]),
+        Route("/sim/faults", inject, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:
+        # Older uvicorn versions install handlers unconditionally; a background thread can't.
+        return None
+
+
+class SimulatorServer:
+    """Runs :func:`create_app` with uvicorn. ``port=0`` binds a free port; ``start()`` returns
+    the base URL once the server accepts connections."""
+
+    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sim = sim
+        self.host = host
+        self.port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _prepare(self, *, background: bool) -> tuple[uvicorn.Server, socket.socket]:
+        # Binding ourselves (rather than letting uvicorn) tells us the port before serving.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._socket = sock
+        config = uvicorn.Config(
+            create_app(self.sim), log_level="warning", access_log=False, lifespan="off"
+        )
+        server = _Server(config) if background else uvicorn.Server(config)
+        self._server = server
+        return server, sock
+
+    def start(self, timeout: float = 10.0) -> str:
+        if self._thread is not None:
+            return self.url
+        server, sock = self._prepare(background=True)
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="gatewarden-sim", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"simulator server failed to start on {self.url}")
+            time.sleep(0.01)
+        return self.url
+
+    def serve_forever(self) -> None:
+        """Serve on the calling (main) thread until interrupted; uvicorn handles signals."""
+        server, sock = self._prepare(background=False)
+        server.run(sockets=[sock])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def __enter__(self) -> SimulatorServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
