@@ -137,10 +137,25 @@ _RUN_STATES: dict[EventType, RunState] = {
 
 
 def run_from_events(events: Iterable[Event]) -> ActionRun | None:
-    """Fold one playbook run's events; ``step`` is the index of the next step to execute."""
+    """Fold one playbook run's events.
+
+    ``step`` is one past the last step with a recorded milestone (approval reached its quorum,
+    action applied, verification passed); wait and notify steps leave no event of their own.
+    """
     state: dict[str, Any] = {}
+    quorum: dict[int, int] = {}
+    granters: dict[int, set[str]] = {}
     for event in events:
         p = event.payload
+        step = p.get("step")
+        if event.type is EventType.APPROVAL_REQUESTED and isinstance(step, int):
+            quorum[step] = int(p.get("quorum", 1))
+        if event.type is EventType.APPROVAL_GRANTED and isinstance(step, int):
+            granters.setdefault(step, set()).add(str(p.get("by")))
+            if len(granters[step]) < quorum.get(step, 1):
+                # Not enough distinct approvers yet: the run still waits on this step.
+                state["updated_at"] = event.ts
+                continue
         if event.type is EventType.PLAYBOOK_STARTED:
             state.update(
                 id=event.run_id,
@@ -157,13 +172,15 @@ def run_from_events(events: Iterable[Event]) -> ActionRun | None:
             state["state"] = RunState(p["state"])
         elif event.type in _RUN_STATES:
             state["state"] = _RUN_STATES[event.type]
-        state_step = p.get("step")
-        if event.type in (
+        elif event.type is EventType.APPROVAL_EXPIRED and p.get("outcome") == "proceed":
+            state["state"] = RunState.RUNNING
+        advances = event.type in (
             EventType.APPROVAL_GRANTED,
             EventType.ACTION_APPLIED,
             EventType.VERIFICATION_PASSED,
-        ) and isinstance(state_step, int):
-            state["step"] = max(state.get("step", 0), state_step + 1)
+        ) or (event.type is EventType.APPROVAL_EXPIRED and p.get("outcome") == "proceed")
+        if advances and isinstance(step, int) and not p.get("rollback"):
+            state["step"] = max(state.get("step", 0), step + 1)
         if state:
             state["updated_at"] = event.ts
     return ActionRun.model_validate(state) if state else None

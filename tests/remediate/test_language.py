@@ -80,7 +80,7 @@ steps:
         f"{path}:7: steps[0].quorum: ",
         f"{path}:11: steps[1].params.provider: ",
         f"{path}:16: steps[2].checks[0].no_data: ",
-        f"{path}:17: steps[3]: ",
+        f"{path}:18: steps[3].action: ",
         f"{path}:21: steps[4].extra: ",
     ]
     assert len(got) == len(expected_prefixes), got
@@ -103,7 +103,7 @@ steps:
 """,
     )
     [line] = problems(tmp_path)
-    assert line.startswith(f"{path}:3: steps[0]: ")
+    assert line.startswith(f"{path}:4: steps[0].action: ")
     assert "needs param(s) ['key']" in line
 
 

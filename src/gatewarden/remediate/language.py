@@ -34,12 +34,12 @@ from pydantic import (
     model_validator,
 )
 
-from gatewarden.detect.yaml_lines import Loc, format_problem, locate
+from gatewarden.detect.yaml_lines import format_problem, locate
 from gatewarden.errors import ConfigError
 from gatewarden.gateways.actions import ACTION_PARAMS, param_names
 from gatewarden.models import ALERT_KINDS, Incident, Severity
 from gatewarden.remediate.templating import check_syntax, iter_strings
-from gatewarden.yamlconfig import read_yaml
+from gatewarden.yamlconfig import read_yaml, validation_problems
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -194,17 +194,6 @@ def playbook_json_schema() -> dict[str, Any]:
     return Playbook.model_json_schema()
 
 
-def _clean_loc(loc: Loc) -> tuple[str | int, ...]:
-    # Pydantic puts the discriminator tag into the location of a union member
-    # (``steps.0.approval.quorum``); the YAML has no such level, so drop it.
-    parts = list(loc)
-    return tuple(
-        p
-        for i, p in enumerate(parts)
-        if not (p in STEP_TYPES and i > 0 and isinstance(parts[i - 1], int))
-    )
-
-
 def load_playbook(path: Path) -> Playbook:
     text, data = read_yaml(path)
     if not isinstance(data, dict):
@@ -213,11 +202,7 @@ def load_playbook(path: Path) -> Playbook:
     try:
         return Playbook.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _clean_loc(err["loc"])
-            problems.append(format_problem(path, locate(text, loc), loc, err["msg"]))
-        raise ConfigError(problems) from exc
+        raise ConfigError(validation_problems(path, text, data, exc)) from exc
 
 
 def load_playbooks(directory: Path | str) -> list[Playbook]:

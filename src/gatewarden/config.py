@@ -1,0 +1,140 @@
+"""The daemon config (one YAML file), validated by pydantic; secrets come from env or files.
+
+Relative paths in the file are resolved against the file's own directory, like Prometheus'
+``rule_files``, so a config works whatever the working directory of the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gatewarden.correlate.config import CorrelateConfig
+from gatewarden.errors import ConfigError
+from gatewarden.notify.config import NotifyConfig
+from gatewarden.yamlconfig import load_model
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HttpRequestLogSourceConfig(_Section):
+    type: Literal["http_request_log"]
+    name: str = "request_log"
+    url: str = Field(description="base URL serving GET <path>?since=&until= as JSON Lines")
+    path: str = "/gatewarden/requests"
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class PrometheusSourceConfig(_Section):
+    type: Literal["prometheus"]
+    name: str = "metrics"
+    url: str = Field(description="full URL of the gateway's /metrics")
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class JsonlSourceConfig(_Section):
+    type: Literal["jsonl"]
+    name: str = "jsonl"
+    path: Path
+
+
+SourceConfig = Annotated[
+    HttpRequestLogSourceConfig | PrometheusSourceConfig | JsonlSourceConfig,
+    Field(discriminator="type"),
+]
+
+
+class SecretRef(_Section):
+    """Where a secret lives: an environment variable, or a file (e.g. a mounted k8s secret)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def resolve(self, env: Mapping[str, str], what: str) -> str:
+        if self.file is not None:
+            try:
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError([f"{what}: cannot read secret file {self.file}: {exc}"]) from exc
+        if self.env and env.get(self.env):
+            return env[self.env]
+        raise ConfigError([f"{what}: secret not set (expected env var {self.env or '?'})"])
+
+
+class GatewayConfig(_Section):
+    type: Literal["litellm"] = "litellm"
+    base_url: str = "http://127.0.0.1:4000"
+    master_key: SecretRef = SecretRef(env="GATEWARDEN_GATEWAY_MASTER_KEY")
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class StoreConfig(_Section):
+    backend: Literal["sqlite"] = "sqlite"
+    path: Path = Path("var/gatewarden.db")
+
+
+class RemediateConfig(_Section):
+    kill_switch: bool = Field(default=False, description="true = never touch the gateway")
+    max_actions_per_hour: int = Field(default=20, ge=0)
+    max_keys_blocked: int = Field(default=5, ge=0)
+    demo_auto_approve: bool = Field(
+        default=False, description="grant every approval automatically (demo only; labelled)"
+    )
+
+
+class DaemonConfig(_Section):
+    tick_seconds: float = Field(default=15.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    sources: list[SourceConfig] = Field(default_factory=list)
+    gateway: GatewayConfig = GatewayConfig()
+    store: StoreConfig = StoreConfig()
+    detectors_dir: Path = Path("detectors")
+    playbooks_dir: Path = Path("playbooks")
+    reports_dir: Path = Path("var/reports")
+    correlate: CorrelateConfig = CorrelateConfig()
+    remediate: RemediateConfig = RemediateConfig()
+    notify: NotifyConfig = NotifyConfig()
+
+    def resolved(self, base: Path) -> DaemonConfig:
+        """Copy with every relative path made relative to ``base``."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p)
+
+        sources = [
+            s.model_copy(update={"path": fix(s.path)}) if isinstance(s, JsonlSourceConfig) else s
+            for s in self.sources
+        ]
+        key = self.gateway.master_key
+        if key.file is not None:
+            key = key.model_copy(update={"file": fix(key.file)})
+        return self.model_copy(
+            update={
+                "sources": sources,
+                "store": self.store.model_copy(update={"path": fix(self.store.path)}),
+                "detectors_dir": fix(self.detectors_dir),
+                "playbooks_dir": fix(self.playbooks_dir),
+                "reports_dir": fix(self.reports_dir),
+                "gateway": self.gateway.model_copy(update={"master_key": key}),
+            }
+        )
+
+
+def load_config(path: Path) -> DaemonConfig:
+    """Read and validate the daemon config; ConfigError lists every problem with its line."""
+    return load_model(path, DaemonConfig).resolved(path.parent.resolve())
+
+
+def config_json_schema() -> str:
+    return json.dumps(DaemonConfig.model_json_schema(), indent=2)
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,191 @@
+"""Assembly and scheduling: config -> sources, stages, store -> a Pipeline driven by APScheduler.
+
+The same ``build`` serves ``run``, ``demo`` and tests; only the clock, the sources and the
+gateway adapter differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TextIO
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from gatewarden.aggregate import AggregateStage, SeriesHistory
+from gatewarden.config import (
+    DaemonConfig,
+    HttpRequestLogSourceConfig,
+    JsonlSourceConfig,
+    PrometheusSourceConfig,
+)
+from gatewarden.correlate import CorrelateStage
+from gatewarden.detect import DetectStage, load_detector_specs
+from gatewarden.gateways import LiteLLMAdmin
+from gatewarden.ingest import HttpRequestLogSource, JsonlTailSource, PrometheusScrapeSource
+from gatewarden.notify import NotifyStage, build_notifiers
+from gatewarden.pipeline import Pipeline
+from gatewarden.protocols import Clock, GatewayAdmin, Source, Stage, Store, Tick
+from gatewarden.remediate import DemoAutoApprover, RemediateStage, load_playbooks
+from gatewarden.report import ReportStage
+from gatewarden.store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+
+def build_sources(config: DaemonConfig, *, since: float) -> list[Source]:
+    sources: list[Source] = []
+    for sc in config.sources:
+        if isinstance(sc, HttpRequestLogSourceConfig):
+            sources.append(
+                HttpRequestLogSource(
+                    sc.url, path=sc.path, since=since, timeout=sc.timeout_s, name=sc.name
+                )
+            )
+        elif isinstance(sc, PrometheusSourceConfig):
+            sources.append(PrometheusScrapeSource(sc.url, timeout=sc.timeout_s, name=sc.name))
+        elif isinstance(sc, JsonlSourceConfig):
+            sources.append(JsonlTailSource(sc.path, name=sc.name))
+    return sources
+
+
+def build_gateway(config: DaemonConfig, env: Mapping[str, str]) -> GatewayAdmin:
+    key = config.gateway.master_key.resolve(env, "gateway.master_key")
+    return LiteLLMAdmin(config.gateway.base_url, key, timeout=config.gateway.timeout_s)
+
+
+def open_store(config: DaemonConfig) -> Store:
+    return SQLiteStore(config.store.path)
+
+
+@dataclass
+class Assembly:
+    pipeline: Pipeline
+    store: Store
+    history: SeriesHistory
+    remediate: RemediateStage
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for closer in self.closers:
+            closer()
+        self.store.close()
+
+
+def build(
+    config: DaemonConfig,
+    *,
+    clock: Clock,
+    env: Mapping[str, str],
+    stream: TextIO = sys.stdout,
+    sources: Sequence[Source] | None = None,
+    gateway: GatewayAdmin | None = None,
+    store: Store | None = None,
+) -> Assembly:
+    """Wire one pipeline from the config. Raises ConfigError on any invalid part."""
+    specs = load_detector_specs(config.detectors_dir)
+    playbooks = load_playbooks(config.playbooks_dir)
+    store = store or open_store(config)
+    history = SeriesHistory()
+    gateway = gateway or build_gateway(config, env)
+    remediate = RemediateStage(
+        playbooks,
+        store,
+        gateway,
+        history,
+        clock,
+        kill_switch=config.remediate.kill_switch,
+        max_actions_per_hour=config.remediate.max_actions_per_hour,
+        max_keys_blocked=config.remediate.max_keys_blocked,
+    )
+    stages: list[Stage] = [
+        AggregateStage(),
+        DetectStage(specs, history=history),
+        CorrelateStage(store, config.correlate),
+        remediate,
+    ]
+    if config.remediate.demo_auto_approve:
+        log.warning("DEMO MODE: every approval is granted automatically by demo-auto-approver")
+        stages.append(DemoAutoApprover(store))
+    stages.append(NotifyStage(store, build_notifiers(config.notify, env, stream), clock))
+    stages.append(ReportStage(store, config.reports_dir, clock))
+    if sources is None:
+        sources = build_sources(config, since=clock.now() - config.tick_seconds)
+    pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds)
+    return Assembly(pipeline=pipeline, store=store, history=history, remediate=remediate)
+
+
+class Daemon:
+    """Runs ``pipeline.tick`` every ``interval_s`` real seconds until stopped (SIGTERM/SIGINT or
+    ``stop_when``). A tick that overruns is coalesced, never stacked."""
+
+    def __init__(
+        self,
+        assembly: Assembly,
+        *,
+        interval_s: float,
+        stop_when: Callable[[Tick], bool] | None = None,
+        on_tick: Callable[[Tick], None] | None = None,
+    ) -> None:
+        self.assembly = assembly
+        self.interval_s = interval_s
+        self.stop_when = stop_when
+        self.on_tick = on_tick
+        self.scheduler = BlockingScheduler()
+        self.scheduler.add_listener(self._overrun, EVENT_JOB_MAX_INSTANCES)
+        self.stopped_by: str = ""
+        self.overruns = 0
+        self._last_overrun_log = float("-inf")
+
+    def _overrun(self, event: JobSubmissionEvent) -> None:
+        """A tick was still running when the next was due: it is coalesced, and we say so at
+        most once a minute instead of once per missed tick."""
+        self.overruns += 1
+        now = time.monotonic()
+        if now - self._last_overrun_log >= 60:
+            self._last_overrun_log = now
+            log.warning(
+                "tick overran its %.3gs interval (%d overruns so far); ticks are coalesced",
+                self.interval_s,
+                self.overruns,
+            )
+
+    def _tick(self) -> None:
+        tick = self.assembly.pipeline.tick()
+        if self.on_tick is not None:
+            self.on_tick(tick)
+        if self.stop_when is not None and self.stop_when(tick):
+            self.stop("finished")
+
+    def stop(self, why: str) -> None:
+        if not self.stopped_by:
+            self.stopped_by = why
+            log.info("stopping: %s", why)
+            self.scheduler.shutdown(wait=False)
+
+    def run(self) -> None:
+        self.scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=self.interval_s,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),  # first tick at once, not one interval later
+            id="tick",
+        )
+        previous = {
+            sig: signal.signal(sig, lambda signum, _frame: self.stop(signal.Signals(signum).name))
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self.scheduler.start()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
