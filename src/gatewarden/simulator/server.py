@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -24,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gatewarden.httpserve import ThreadedServer
 from gatewarden.simulator.admin import AdminApi, ApiError, error_response, read_json
 from gatewarden.simulator.sim import Simulator
 
@@ -131,76 +127,10 @@ def create_app(sim: Simulator) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        # Older uvicorn versions install handlers unconditionally; a background thread can't.
-        return None
-
-
-class SimulatorServer:
-    """Runs :func:`create_app` with uvicorn. ``port=0`` binds a free port; ``start()`` returns
-    the base URL once the server accepts connections."""
+class SimulatorServer(ThreadedServer):
+    """Serves :func:`create_app` for one simulator. ``port=0`` binds a free port; ``start()``
+    returns the base URL once the server accepts connections."""
 
     def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(create_app(sim), host=host, port=port, name="sim")
         self.sim = sim
-        self.host = host
-        self.port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def _prepare(self, *, background: bool) -> tuple[uvicorn.Server, socket.socket]:
-        # Binding ourselves (rather than letting uvicorn) tells us the port before serving.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
-        config = uvicorn.Config(
-            create_app(self.sim), log_level="warning", access_log=False, lifespan="off"
-        )
-        server = _Server(config) if background else uvicorn.Server(config)
-        self._server = server
-        return server, sock
-
-    def start(self, timeout: float = 10.0) -> str:
-        if self._thread is not None:
-            return self.url
-        server, sock = self._prepare(background=True)
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="gatewarden-sim", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"simulator server failed to start on {self.url}")
-            time.sleep(0.01)
-        return self.url
-
-    def serve_forever(self) -> None:
-        """Serve on the calling (main) thread until interrupted; uvicorn handles signals."""
-        server, sock = self._prepare(background=False)
-        server.run(sockets=[sock])
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-            self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-
-    def __enter__(self) -> SimulatorServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
