@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     logging.getLogger().setLevel(config.log_level)
     assembly = build(config, clock=SystemClock(), env=environ())
-    daemon = Daemon(assembly, interval_s=config.tick_seconds)
+    daemon = Daemon(assembly, interval_s=config.tick_seconds, web=config.web)
     try:
         daemon.run()
     finally:

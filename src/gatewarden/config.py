@@ -89,6 +89,17 @@ class RemediateConfig(_Section):
     )
 
 
+class WebConfig(_Section):
+    """The daemon's HTTP surface: /healthz, /readyz, /metrics open; the rest needs the token."""
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="bind address; loopback by default")
+    port: int = Field(default=9464, ge=0, le=65535)
+    token: SecretRef | None = Field(
+        default=None, description="bearer token for console/admin endpoints (env or file)"
+    )
+
+
 class DaemonConfig(_Section):
     tick_seconds: float = Field(default=15.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -101,6 +112,7 @@ class DaemonConfig(_Section):
     correlate: CorrelateConfig = CorrelateConfig()
     remediate: RemediateConfig = RemediateConfig()
     notify: NotifyConfig = NotifyConfig()
+    web: WebConfig = WebConfig()
 
     def resolved(self, base: Path) -> DaemonConfig:
         """Copy with every relative path made relative to ``base``."""

@@ -24,17 +24,22 @@ from gatewarden.config import (
     HttpRequestLogSourceConfig,
     JsonlSourceConfig,
     PrometheusSourceConfig,
+    WebConfig,
 )
 from gatewarden.correlate import CorrelateStage
 from gatewarden.detect import DetectStage, load_detector_specs
+from gatewarden.errors import StoreError
 from gatewarden.gateways import LiteLLMAdmin
+from gatewarden.httpserve import ThreadedServer
 from gatewarden.ingest import HttpRequestLogSource, JsonlTailSource, PrometheusScrapeSource
+from gatewarden.models import EventType
 from gatewarden.notify import NotifyStage, build_notifiers
 from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import Clock, GatewayAdmin, Source, Stage, Store, Tick
 from gatewarden.remediate import DemoAutoApprover, RemediateStage, load_playbooks
 from gatewarden.report import ReportStage
 from gatewarden.store import SQLiteStore
+from gatewarden.web import StatusSnapshot, create_app
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,38 @@ class Assembly:
     store: Store
     history: SeriesHistory
     remediate: RemediateStage
+    correlate: CorrelateStage
+    notify: NotifyStage
+    clock: Clock
     closers: list[Callable[[], None]] = field(default_factory=list)
+    overruns: int = 0
+
+    def status(self) -> StatusSnapshot:
+        """A consistent picture of the daemon for /healthz, /readyz and /metrics."""
+        stats = self.pipeline.stats
+        store_ok, store_error, outbox, failures = True, "", 0, 0
+        try:
+            outbox = len(self.notify.pending())
+            failures = len(self.store.events(types=[EventType.ACTION_FAILED]))
+        except StoreError as exc:
+            store_ok, store_error = False, str(exc)
+        return StatusSnapshot(
+            now=self.clock.now(),
+            tick_seconds=self.pipeline.tick_seconds,
+            ticks=stats.ticks,
+            last_tick_at=stats.last_tick_at,
+            last_tick_duration_s=stats.last_duration_s,
+            records=stats.records,
+            malformed=stats.malformed,
+            overruns=self.overruns,
+            sources=tuple(self.pipeline.health.values()),
+            detector_series=stats.series_last_tick,
+            open_incidents=self.correlate.open_count(),
+            outbox_depth=outbox,
+            action_failures=failures,
+            store_ok=store_ok,
+            store_error=store_error,
+        )
 
     def close(self) -> None:
         for closer in self.closers:
@@ -104,21 +140,31 @@ def build(
         max_actions_per_hour=config.remediate.max_actions_per_hour,
         max_keys_blocked=config.remediate.max_keys_blocked,
     )
+    correlate = CorrelateStage(store, config.correlate)
     stages: list[Stage] = [
         AggregateStage(),
         DetectStage(specs, history=history),
-        CorrelateStage(store, config.correlate),
+        correlate,
         remediate,
     ]
     if config.remediate.demo_auto_approve:
         log.warning("DEMO MODE: every approval is granted automatically by demo-auto-approver")
         stages.append(DemoAutoApprover(store))
-    stages.append(NotifyStage(store, build_notifiers(config.notify, env, stream), clock))
+    notify = NotifyStage(store, build_notifiers(config.notify, env, stream), clock)
+    stages.append(notify)
     stages.append(ReportStage(store, config.reports_dir, clock))
     if sources is None:
         sources = build_sources(config, since=clock.now() - config.tick_seconds)
     pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds)
-    return Assembly(pipeline=pipeline, store=store, history=history, remediate=remediate)
+    return Assembly(
+        pipeline=pipeline,
+        store=store,
+        history=history,
+        remediate=remediate,
+        correlate=correlate,
+        notify=notify,
+        clock=clock,
+    )
 
 
 class Daemon:
@@ -132,6 +178,7 @@ class Daemon:
         interval_s: float,
         stop_when: Callable[[Tick], bool] | None = None,
         on_tick: Callable[[Tick], None] | None = None,
+        web: WebConfig | None = None,
     ) -> None:
         self.assembly = assembly
         self.interval_s = interval_s
@@ -140,20 +187,21 @@ class Daemon:
         self.scheduler = BlockingScheduler()
         self.scheduler.add_listener(self._overrun, EVENT_JOB_MAX_INSTANCES)
         self.stopped_by: str = ""
-        self.overruns = 0
+        self.web = web
+        self.web_server: ThreadedServer | None = None
         self._last_overrun_log = float("-inf")
 
     def _overrun(self, event: JobSubmissionEvent) -> None:
         """A tick was still running when the next was due: it is coalesced, and we say so at
         most once a minute instead of once per missed tick."""
-        self.overruns += 1
+        self.assembly.overruns += 1
         now = time.monotonic()
         if now - self._last_overrun_log >= 60:
             self._last_overrun_log = now
             log.warning(
                 "tick overran its %.3gs interval (%d overruns so far); ticks are coalesced",
                 self.interval_s,
-                self.overruns,
+                self.assembly.overruns,
             )
 
     def _tick(self) -> None:
@@ -168,6 +216,15 @@ class Daemon:
             self.stopped_by = why
             log.info("stopping: %s", why)
             self.scheduler.shutdown(wait=False)
+
+    def start_web(self) -> str | None:
+        if self.web is None or not self.web.enabled:
+            return None
+        app = create_app(self.assembly.status)
+        self.web_server = ThreadedServer(app, host=self.web.host, port=self.web.port, name="web")
+        url = self.web_server.start()
+        log.info("serving /healthz /readyz /metrics on %s", url)
+        return url
 
     def run(self) -> None:
         self.scheduler.add_job(
@@ -185,7 +242,10 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
+            self.start_web()
             self.scheduler.start()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.web_server is not None:
+                self.web_server.stop()

@@ -28,6 +28,8 @@ class TickStats:
     records: int = 0
     malformed: int = 0
     last_duration_s: float = 0.0
+    last_tick_at: float | None = None
+    series_last_tick: int = 0
 
 
 class Pipeline:
@@ -119,4 +121,6 @@ class Pipeline:
         self.stats.records += len(records)
         self.stats.malformed += tick.malformed
         self.stats.last_duration_s = time.perf_counter() - started
+        self.stats.last_tick_at = now
+        self.stats.series_last_tick = sum(len(frame) for frame in tick.frames.values())
         return tick

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gatewarden.cli import main
@@ -93,11 +95,19 @@ def test_backtest_finds_the_labelled_outage(
     assert set(document) == {"incidents", "alerts_total", "records", "malformed"}
 
 
-def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     log = tmp_path / "requests.jsonl"
     log.write_text("")
+    port = _free_port()
     config = tmp_path / "gw.yaml"
     config.write_text(
+        f"web: {{port: {port}}}\n"
         "tick_seconds: 0.2\n"
         "sources: [{type: jsonl, path: requests.jsonl}]\n"
         "gateway: {master_key: {env: GW_TEST_KEY}}\n"
@@ -116,7 +126,19 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while not (tmp_path / "state" / "gw.db").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(1.0)
+        ready = None
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            if ready.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert ready is not None and ready.status_code == 200
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+        assert "gatewarden_ticks_total" in metrics
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:

@@ -48,6 +48,9 @@ class CorrelateStage:
         self.incidents: dict[str, _OpenIncident] = {}
         self._restore()
 
+    def open_count(self) -> int:
+        return sum(1 for i in self.incidents.values() if i.resolved_at is None)
+
     # -- tick ---------------------------------------------------------------------------------
     def run(self, tick: Tick) -> None:
         events: list[Event] = []
