@@ -156,6 +156,67 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``2h``, ``1d`` (or plain seconds) -> seconds."""
+    unit = text[-1:].lower()
+    try:
+        value = float(text[:-1]) * _UNITS[unit] if unit in _UNITS else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 30m, 2h)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a duration must be positive")
+    return value
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from gatewarden.correlate.silence import (
+        Matcher,
+        create_silence,
+        expire_silence,
+        load_silences,
+    )
+    from gatewarden.daemon import open_store
+
+    now = SystemClock().now()
+    store = open_store(_config(args))
+    try:
+        if args.action == "add":
+            try:
+                matchers = [Matcher.parse(m) for m in args.match]
+            except ValueError as exc:
+                print(f"gatewarden: {exc}", file=sys.stderr)
+                return 2
+            start = now if args.starts_in is None else now + args.starts_in
+            silence = create_silence(
+                store,
+                matchers=matchers,
+                starts_at=start,
+                ends_at=start + args.duration,
+                by=args.by,
+                reason=args.reason,
+                now=now,
+            )
+            print(silence.id)
+        elif args.action == "expire":
+            try:
+                expire_silence(store, args.silence_id, by=args.by, reason=args.reason, now=now)
+            except KeyError:
+                print(f"gatewarden: no silence {args.silence_id}", file=sys.stderr)
+                return 1
+            print(f"expired {args.silence_id}")
+        else:
+            for s in load_silences(store):
+                state = "active" if s.active(now) else ("pending" if s.starts_at > now else "ended")
+                shown = " ".join(str(m) for m in s.matchers)
+                print(f"{s.id}  {state:<8} until {s.ends_at:.0f}  {shown}  by {s.by}: {s.reason}")
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from gatewarden.config import DaemonConfig
     from gatewarden.detect.spec import DetectorSpec
@@ -221,6 +282,26 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--by", required=True, help="your approver id (must be allowed)")
         p.add_argument("--reason", default="")
         p.set_defaults(func=cmd_decide)
+
+    sil = with_config(sub.add_parser("silence", help="mute matching alerts for a while"))
+    sil_sub = sil.add_subparsers(dest="action", required=True)
+    add = with_config(sil_sub.add_parser("add", help="create a silence / maintenance window"))
+    add.add_argument(
+        "--match",
+        action="append",
+        required=True,
+        help="label matcher: provider=openai, kind=~error.*, team!=x (repeatable)",
+    )
+    add.add_argument("--duration", type=parse_duration, required=True, help="e.g. 30m, 2h")
+    add.add_argument("--starts-in", type=parse_duration, help="start later (maintenance window)")
+    add.add_argument("--by", required=True)
+    add.add_argument("--reason", required=True)
+    exp = with_config(sil_sub.add_parser("expire", help="end a silence now"))
+    exp.add_argument("silence_id")
+    exp.add_argument("--by", required=True)
+    exp.add_argument("--reason", default="")
+    with_config(sil_sub.add_parser("list", help="list silences"))
+    sil.set_defaults(func=cmd_silence)
 
     rep = with_config(sub.add_parser("report", help="write an incident's timeline report"))
     rep.add_argument("incident_id")

@@ -164,6 +164,9 @@ class Incident(_Frozen):
     root_cause: str | None = Field(default=None, description="fingerprint of the root-cause alert")
     alerts: tuple[str, ...] = Field(default=(), description="fingerprints of member alerts")
     title: str = ""
+    merged_into: str | None = Field(
+        default=None, description="set when a later cause absorbed this incident into another"
+    )
 
 
 class RunState(StrEnum):
@@ -216,6 +219,9 @@ class EventType(StrEnum):
     ALERT_RESOLVED = "alert.resolved"
     ALERT_GROUPED = "alert.grouped"
     ALERT_INHIBITED = "alert.inhibited"
+    ALERT_SILENCED = "alert.silenced"
+    SILENCE_CREATED = "silence.created"
+    SILENCE_EXPIRED = "silence.expired"
     INCIDENT_OPENED = "incident.opened"
     INCIDENT_SEVERITY = "incident.severity_changed"
     INCIDENT_ACKNOWLEDGED = "incident.acknowledged"

@@ -9,13 +9,18 @@ alert.fired                fingerprint, kind, scope, detector, severity, evidenc
 alert.updated              fingerprint, evidence
 alert.resolved             fingerprint
 alert.grouped              fingerprint, kind, scope, reason [, root_cause, incident_scope, title]
-alert.inhibited            fingerprint, kind, scope, by, reason     (incident_id = the inhibitor)
+alert.inhibited            fingerprint, kind, scope, by, reason     (incident_id = the inhibitor;
+                           the alert attaches to that incident as a symptom but does not page)
+alert.silenced             fingerprint, kind, scope, silence_id     (no incident: a silence matched)
+silence.created            id, matchers, starts_at, ends_at, by, reason
+silence.expired            id, by, reason
 incident.opened            kinds, scope, severity, title, root_cause, alerts
-incident.severity_changed  severity, reason
+incident.severity_changed  severity, reason [, impact]
 incident.acknowledged      by
 incident.mitigated         run_id, action
 incident.reopened          reason
-incident.resolved          reason
+incident.resolved          reason, impact {failed_requests, cost_usd, keys, teams, workflows}
+                           [, merged_into: the incident that absorbed this one]
 playbook.started           playbook, mode                            (run_id, incident_id)
 playbook.finished          state
 approval.requested         step, approvers, expires_at
@@ -56,6 +61,7 @@ INCIDENT_TYPES: tuple[EventType, ...] = (
     EventType.INCIDENT_REOPENED,
     EventType.INCIDENT_RESOLVED,
     EventType.ALERT_GROUPED,
+    EventType.ALERT_INHIBITED,
 )
 
 
@@ -74,7 +80,7 @@ def _incident_fold(state: dict[str, Any], event: Event) -> None:
             alerts=list(p.get("alerts", [])),
             title=str(p.get("title", "")),
         )
-    elif t is EventType.ALERT_GROUPED:
+    elif t in (EventType.ALERT_GROUPED, EventType.ALERT_INHIBITED):
         if p["fingerprint"] not in state.setdefault("alerts", []):
             state["alerts"].append(p["fingerprint"])
         kind = p.get("kind")
@@ -97,6 +103,8 @@ def _incident_fold(state: dict[str, Any], event: Event) -> None:
         state.update(status=IncidentStatus.OPEN, resolved_at=None)
     elif t is EventType.INCIDENT_RESOLVED:
         state.update(status=IncidentStatus.RESOLVED, resolved_at=event.ts)
+        if p.get("merged_into"):
+            state["merged_into"] = p["merged_into"]
 
 
 def incident_from_events(events: Iterable[Event]) -> Incident | None:

@@ -146,3 +146,77 @@ def test_run_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "stopping: SIGTERM" in err
     assert "sk-test-secret" not in err
+
+
+def test_silence_add_list_expire(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        f"store: {{path: gw.db}}\ndetectors_dir: {REPO / 'detectors'}\n"
+        f"playbooks_dir: {REPO / 'playbooks'}\n"
+    )
+    base = ["silence"]
+    cfg = ["--config", str(config)]
+    assert (
+        main(
+            [
+                *base,
+                "add",
+                *cfg,
+                "--match",
+                "provider=openai",
+                "--match",
+                "kind=~error.*",
+                "--duration",
+                "2h",
+                "--by",
+                "alice",
+                "--reason",
+                "maintenance",
+            ]
+        )
+        == 0
+    )
+    silence_id = capsys.readouterr().out.strip()
+    assert silence_id.startswith("sil-")
+    assert main([*base, "list", *cfg]) == 0
+    listed = capsys.readouterr().out
+    assert silence_id in listed and "active" in listed and "provider=openai kind=~error.*" in listed
+    assert main([*base, "expire", *cfg, silence_id, "--by", "alice"]) == 0
+    capsys.readouterr()
+    assert main([*base, "list", *cfg]) == 0
+    assert "ended" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                *base,
+                "add",
+                *cfg,
+                "--match",
+                "nonsense",
+                "--duration",
+                "1h",
+                "--by",
+                "a",
+                "--reason",
+                "r",
+            ]
+        )
+        == 2
+    )
+    assert "not a matcher" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(
+            [
+                *base,
+                "add",
+                *cfg,
+                "--match",
+                "a=b",
+                "--duration",
+                "soon",
+                "--by",
+                "a",
+                "--reason",
+                "r",
+            ]
+        )

@@ -30,6 +30,7 @@ class AlertState:
     last: Alert | None = None
     peak: Alert | None = None
     resolve_reason: str = ""
+    silenced_by: str | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
 

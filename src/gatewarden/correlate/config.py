@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gatewarden.correlate.impact import ImpactConfig
+from gatewarden.correlate.rules import DEFAULT_RULES, InhibitRule
+
 
 class CorrelateConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -23,3 +26,9 @@ class CorrelateConfig(BaseModel):
     update_interval_s: float = Field(
         default=300.0, gt=0, description="at most one alert.updated event per alert per interval"
     )
+    inhibit_rules: tuple[InhibitRule, ...] = Field(
+        default=DEFAULT_RULES,
+        description="which alert explains which (grouping, inhibition, root cause); "
+        "setting this replaces the shipped defaults",
+    )
+    impact: ImpactConfig = ImpactConfig()

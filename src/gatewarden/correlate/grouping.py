@@ -16,15 +16,16 @@ _DEPTH = {label: i for i, label in enumerate(SCOPE_LABELS)}
 
 
 def related(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
-    """True when the two scopes nest or share a parent group."""
-    if a == b:
-        return True
-    for label in PARENT_LABELS:
-        if label in a and label in b:
-            return a[label] == b[label]
-    # Nesting without a shared parent label, e.g. {api_key: k} inside {team: t, api_key: k}.
+    """True when the two scopes nest or share a parent group and contradict on no label.
+
+    ``{provider: openai}`` and ``{provider: openai, model: gpt-4o}`` nest; two keys of team
+    ``a`` share a parent; ``{provider: openai, requested_model: g}`` and ``{provider: azure,
+    requested_model: g}`` do not (they disagree on the provider).
+    """
     shared = set(a) & set(b)
-    return bool(shared) and all(a[k] == b[k] for k in shared)
+    if not shared or any(a[k] != b[k] for k in shared):
+        return False
+    return a == b or set(a) <= set(b) or set(b) <= set(a) or bool(shared & set(PARENT_LABELS))
 
 
 def topology_rank(scope: Mapping[str, str]) -> tuple[int, int]:
