@@ -9,9 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gatewarden.clock import SystemClock
+from gatewarden.clock import ScaledClock, SystemClock
 from gatewarden.config import DaemonConfig, environ, load_config
 from gatewarden.errors import ConfigError, GatewardenError
+from gatewarden.protocols import Clock
+
+log = logging.getLogger("gatewarden")
 
 DEFAULT_CONFIG = Path("config/gatewarden.example.yaml")
 
@@ -25,8 +28,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     logging.getLogger().setLevel(config.log_level)
-    assembly = build(config, clock=SystemClock(), env=environ())
-    daemon = Daemon(assembly, interval_s=config.tick_seconds, web=config.web)
+    clock: Clock = SystemClock()
+    interval = config.tick_seconds
+    if config.clock.type == "scaled":
+        c = config.clock
+        clock = ScaledClock(c.start, c.speed, origin=c.origin)
+        interval = config.tick_seconds / c.speed
+        log.warning("simulated clock: %gx real time (never in production)", c.speed)
+    assembly = build(config, clock=clock, env=environ())
+    daemon = Daemon(assembly, interval_s=interval, web=config.web)
     try:
         daemon.run()
     finally:

@@ -45,12 +45,20 @@ class ScaledClock:
     """
 
     def __init__(
-        self, start: float, speed: float = 1.0, *, real: SystemClock | None = None
+        self,
+        start: float,
+        speed: float = 1.0,
+        *,
+        real: SystemClock | None = None,
+        origin: float | None = None,
     ) -> None:
+        """``origin`` is the wall-clock instant at which simulated time equals ``start``
+        (default: now). Fixing it lets several processes, or one process across restarts,
+        share one simulated timeline."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         self._real = real or SystemClock()
-        self._origin_real = self._real.now()
+        self._origin_real = self._real.now() if origin is None else float(origin)
         self._start = float(start)
         self.speed = float(speed)
 

@@ -100,8 +100,19 @@ class WebConfig(_Section):
     )
 
 
+class ClockConfig(_Section):
+    """``system`` in production. ``scaled`` runs simulated time (demos, drills, crash tests):
+    simulated ``start`` at wall-clock ``origin``, ``speed`` times faster from there."""
+
+    type: Literal["system", "scaled"] = "system"
+    start: float = 0.0
+    origin: float = 0.0
+    speed: float = Field(default=1.0, gt=0)
+
+
 class DaemonConfig(_Section):
     tick_seconds: float = Field(default=15.0, gt=0)
+    clock: ClockConfig = ClockConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sources: list[SourceConfig] = Field(default_factory=list)
     gateway: GatewayConfig = GatewayConfig()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from gatewarden.crashpoints import crashpoint
 from gatewarden.errors import SourceError
 from gatewarden.ingest.health import SourceHealth
 from gatewarden.ingest.request_log import empty_frame
@@ -116,6 +117,7 @@ class Pipeline:
         self._source_alerts(tick)
         for stage in self.stages:
             stage.run(tick)
+            crashpoint(f"tick.after_{stage.name}")
         self._last = now
         self.stats.ticks += 1
         self.stats.records += len(records)
