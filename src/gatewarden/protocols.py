@@ -148,6 +148,10 @@ class Store(Protocol):
         """Take or renew a lease; returns the fencing token while held, else None."""
         ...
 
+    def lease_token(self, name: str) -> int | None:
+        """The fencing token lease ``name`` carries now (None if never taken)."""
+        ...
+
     def close(self) -> None: ...
 
 

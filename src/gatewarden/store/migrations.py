@@ -1,6 +1,10 @@
 """Versioned schema migrations, shipped as numbered SQL files (``NNNN_name.sql``).
 
-Each backend applies the files above its recorded version inside one transaction per file.
+The dialects differ (``AUTOINCREMENT`` vs identity columns, ``TEXT`` vs ``JSONB``), so each
+backend has its own folder, ``migrations/<backend>/``; both hold the same version numbers and
+file names, so a schema version means the same tables everywhere (a test checks it). Each
+backend applies the files above its recorded version inside one transaction per file and
+refuses a store whose version is newer than it knows.
 """
 
 from __future__ import annotations
@@ -8,8 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Literal
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+Backend = Literal["sqlite", "postgres"]
+BACKENDS: tuple[Backend, ...] = ("sqlite", "postgres")
 
 
 @dataclass(frozen=True)
@@ -24,9 +32,10 @@ class Migration:
         return [s.strip() for s in text.split(";") if s.strip()]
 
 
-def migrations() -> list[Migration]:
+def migrations(backend: Backend = "sqlite") -> list[Migration]:
     found = []
-    for entry in resources.files("gatewarden.store").joinpath("migrations").iterdir():
+    folder = resources.files("gatewarden.store").joinpath("migrations").joinpath(backend)
+    for entry in folder.iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
@@ -34,4 +43,5 @@ def migrations() -> list[Migration]:
     return found
 
 
-LATEST = max(m.version for m in migrations())
+#: The newest schema version this gatewarden knows (the same for every backend).
+LATEST = max(m.version for m in migrations("sqlite"))

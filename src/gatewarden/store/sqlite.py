@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from gatewarden.errors import StoreError
-from gatewarden.models import Event, EventType
+from gatewarden.models import Event
+from gatewarden.store.codec import COLUMNS as _COLUMNS
+from gatewarden.store.codec import clean_opt, clean_text, encode_payload, lease_decision
+from gatewarden.store.codec import row_to_event as _row_to_event
 from gatewarden.store.migrations import LATEST, migrations
 
-_COLUMNS = "seq, ts, type, incident_id, run_id, key, payload"
+_WAL_ATTEMPTS = 100  # x 50 ms = busy_timeout
 
 
-def _row_to_event(row: tuple[object, ...]) -> Event:
-    seq, ts, type_, incident_id, run_id, key, payload = row
-    return Event(
-        seq=int(str(seq)),
-        ts=float(str(ts)),
-        type=EventType(str(type_)),
-        incident_id=None if incident_id is None else str(incident_id),
-        run_id=None if run_id is None else str(run_id),
-        key=None if key is None else str(key),
-        payload=json.loads(str(payload)),
-    )
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switching a fresh file to WAL takes an exclusive lock without calling the busy handler,
+    so two processes opening a new store at once (daemon and CLI at first start) can get
+    "database is locked": retry for as long as busy_timeout would have waited."""
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
 
 
 class SQLiteStore:
@@ -38,13 +43,22 @@ class SQLiteStore:
         try:
             # One connection shared under a lock: the tick thread and the web thread both write.
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            _enable_wal(self._db)
+            self._db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
-        self._migrate()
+        try:
+            self._migrate()
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _rollback(self) -> None:
+        # The failure may be that the connection is unusable (closed): keep the first error.
+        with suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
 
     # -- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -54,23 +68,28 @@ class SQLiteStore:
             return int(row[0]) if row and row[0] is not None else 0
 
     def _migrate(self) -> None:
-        current = self.schema_version()
-        if current > LATEST:
-            raise StoreError(f"store schema v{current} is newer than this gatewarden (v{LATEST})")
-        for migration in migrations():
-            if migration.version <= current:
-                continue
+        for migration in migrations("sqlite"):
             with self._lock:
                 try:
+                    # The version is read inside the write transaction: another process opening
+                    # the same fresh file at the same time must find the migration applied.
                     self._db.execute("BEGIN IMMEDIATE")
-                    for statement in migration.statements():
-                        self._db.execute(statement)
-                    self._db.execute(
-                        "INSERT INTO schema_version (version) VALUES (?)", (migration.version,)
-                    )
+                    current = self.schema_version()
+                    if current > LATEST:
+                        raise StoreError(
+                            f"store schema v{current} is newer than this gatewarden (v{LATEST})"
+                        )
+                    if migration.version > current:
+                        for statement in migration.statements():
+                            self._db.execute(statement)
+                        self._db.execute(
+                            "INSERT INTO schema_version (version) VALUES (?)", (migration.version,)
+                        )
                     self._db.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._db.execute("ROLLBACK")
+                except (sqlite3.Error, StoreError) as exc:
+                    self._rollback()
+                    if isinstance(exc, StoreError):
+                        raise
                     raise StoreError(f"migration {migration.name} failed: {exc}") from exc
 
     # -- events -----------------------------------------------------------------------------
@@ -80,28 +99,29 @@ class SQLiteStore:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 for event in events:
+                    key = clean_opt(event.key)
                     cursor = self._db.execute(
                         "INSERT INTO events (ts, type, incident_id, run_id, key, payload) "
                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                         (
                             event.ts,
                             event.type.value,
-                            event.incident_id,
-                            event.run_id,
-                            event.key,
-                            json.dumps(event.payload, separators=(",", ":"), default=str),
+                            clean_opt(event.incident_id),
+                            clean_opt(event.run_id),
+                            key,
+                            encode_payload(event.payload),
                         ),
                     )
                     if cursor.rowcount == 1:
                         stored.append(event.model_copy(update={"seq": cursor.lastrowid}))
                     else:
                         row = self._db.execute(
-                            f"SELECT {_COLUMNS} FROM events WHERE key = ?", (event.key,)
+                            f"SELECT {_COLUMNS} FROM events WHERE key = ?", (key,)
                         ).fetchone()
                         stored.append(_row_to_event(row))
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+            except (sqlite3.Error, StoreError) as exc:
+                self._rollback()
                 raise StoreError(f"append failed: {exc}") from exc
         return stored
 
@@ -118,79 +138,74 @@ class SQLiteStore:
         params: list[object] = [after_seq]
         if incident_id is not None:
             clauses.append("incident_id = ?")
-            params.append(incident_id)
+            params.append(clean_text(incident_id))
         if run_id is not None:
             clauses.append("run_id = ?")
-            params.append(run_id)
+            params.append(clean_text(run_id))
         if types:
             clauses.append(f"type IN ({','.join('?' * len(types))})")
-            params.extend(str(t) for t in types)
+            params.extend(clean_text(str(t)) for t in types)
         sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)} ORDER BY seq"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self._lock:
-            try:
-                rows = self._db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"read failed: {exc}") from exc
-        return [_row_to_event(r) for r in rows]
+        return [_row_to_event(r) for r in self._read(sql, params)]
 
     def event_by_key(self, key: str) -> Event | None:
+        rows = self._read(f"SELECT {_COLUMNS} FROM events WHERE key = ?", [clean_text(key)])
+        return _row_to_event(rows[0]) if rows else None
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE key = ?", (key,)
-            ).fetchone()
-        return None if row is None else _row_to_event(row)
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"read failed: {exc}") from exc
 
     # -- keyed state ------------------------------------------------------------------------
     def get_state(self, name: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._read("SELECT value FROM state WHERE name = ?", [clean_text(name)])
+        return str(rows[0][0]) if rows else None
 
     def put_state(self, name: str, value: str) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO state (name, value) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (name, value),
-            )
+            try:
+                self._db.execute(
+                    "INSERT INTO state (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (clean_text(name), clean_text(value)),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"put_state failed: {exc}") from exc
 
     # -- leadership -------------------------------------------------------------------------
     def lease(self, name: str, holder: str, ttl: float, now: float) -> int | None:
         """Take the lease if free or expired, renew it if ours; the token bumps on each take."""
+        name, holder = clean_text(name), clean_text(holder)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 row = self._db.execute(
                     "SELECT holder, expires, token FROM leases WHERE name = ?", (name,)
                 ).fetchone()
-                token: int | None
-                if row is None:
-                    token = 1
+                token = lease_decision(row, holder, now)
+                if token is not None:
                     self._db.execute(
-                        "INSERT INTO leases (name, holder, expires, token) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO leases (name, holder, expires, token) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                        "expires = excluded.expires, token = excluded.token",
                         (name, holder, now + ttl, token),
                     )
-                elif row[0] == holder and row[1] >= now:
-                    token = int(row[2])
-                    self._db.execute(
-                        "UPDATE leases SET expires = ? WHERE name = ?", (now + ttl, name)
-                    )
-                elif row[1] < now:
-                    token = int(row[2]) + 1
-                    self._db.execute(
-                        "UPDATE leases SET holder = ?, expires = ?, token = ? WHERE name = ?",
-                        (holder, now + ttl, token, name),
-                    )
-                else:
-                    token = None
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise StoreError(f"lease failed: {exc}") from exc
         return token
+
+    def lease_token(self, name: str) -> int | None:
+        """The fencing token lease ``name`` carries now (None if never taken)."""
+        rows = self._read("SELECT token FROM leases WHERE name = ?", [clean_text(name)])
+        return int(str(rows[0][0])) if rows else None
 
     def close(self) -> None:
         with self._lock:
