@@ -21,7 +21,8 @@ from gatewarden.yamlconfig import load_model
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf/NaN are never meaningful settings (tick_seconds: .inf would never tick).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class HttpRequestLogSourceConfig(_Section):

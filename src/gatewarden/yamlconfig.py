@@ -23,6 +23,8 @@ def read_yaml(path: Path) -> tuple[str, object]:
     """Text and parsed content of a YAML file; ConfigError (with line) when it is not YAML."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
     try:
@@ -32,6 +34,11 @@ def read_yaml(path: Path) -> tuple[str, object]:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{where}: invalid YAML: {reason}"]) from exc
+    except RecursionError as exc:
+        raise ConfigError([f"{path}: invalid YAML: nested too deeply"]) from exc
+    except ValueError as exc:
+        # e.g. an integer literal longer than Python will convert (4300 digits)
+        raise ConfigError([f"{path}: invalid YAML: {str(exc)[:200]}"]) from exc
 
 
 def clean_loc(data: object, loc: Sequence[str | int]) -> tuple[str | int, ...]:

@@ -9,7 +9,7 @@ from gatewarden.correlate.rules import DEFAULT_RULES, InhibitRule
 
 
 class CorrelateConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     open_after_ticks: int = Field(
         default=1, ge=1, description="consecutive bad ticks before an alert fires (flap guard)"

@@ -17,7 +17,7 @@ _COLUMNS = ("provider", "model", "requested_model", "team", "api_key", "workflow
 class ImpactConfig(BaseModel):
     """An incident becomes critical once its accumulated impact crosses any threshold."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     critical_failed_requests: int = Field(default=500, ge=1)
     critical_cost_usd: float = Field(default=100.0, gt=0)

@@ -19,7 +19,7 @@ Relation = Literal["nested", "contains", "share"]
 
 
 class InhibitRule(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     source_kinds: tuple[str, ...]
     target_kinds: tuple[str, ...]

@@ -49,8 +49,10 @@ def parse_record(line: str | bytes) -> RequestRecord:
     """Parse one JSON line; raises RecordError with a precise reason."""
     try:
         raw = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordError(f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8 and int literals over 4300 digits;
+        # RecursionError, nesting deeper than the interpreter allows.
+        raise RecordError(f"not JSON: {str(exc)[:200]}") from exc
     if not isinstance(raw, dict):
         raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
     try:

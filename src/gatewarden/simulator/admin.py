@@ -41,11 +41,17 @@ def error_response(
     return JSONResponse(body, status_code=status)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = json.loads(raw or b"null", parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8, NaN/Infinity and int literals over 4300
+        # digits; RecursionError, nesting deeper than the interpreter allows.
         raise ApiError(400, f"malformed JSON body: {exc}", kind="bad_request_error") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "expected a JSON object body", kind="bad_request_error")
