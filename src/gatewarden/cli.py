@@ -242,6 +242,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_playbook_test(args: argparse.Namespace) -> int:
+    from gatewarden.remediate import playbook_test
+
+    return playbook_test.run(args)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from gatewarden.simulator import cli as simulator_cli
 
@@ -318,6 +324,16 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=["md"], default="md")
     rep.add_argument("--out", help="output directory (default: the config's reports_dir)")
     rep.set_defaults(func=cmd_report)
+
+    from gatewarden.remediate import playbook_test
+
+    pb = sub.add_parser("playbook", help="playbook tools")
+    pb_sub = pb.add_subparsers(dest="playbook_command", required=True)
+    pbt = pb_sub.add_parser(
+        "test", help="dry-run a playbook against a recorded incident; nothing is called"
+    )
+    playbook_test.configure_parser(pbt)
+    pbt.set_defaults(func=cmd_playbook_test)
 
     sch = sub.add_parser("schema", help="print a JSON Schema of a user-edited file")
     sch.add_argument("what", choices=["config", "detector", "playbook"])

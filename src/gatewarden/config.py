@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gatewarden.correlate.config import CorrelateConfig
-from gatewarden.errors import ConfigError
+from gatewarden.gateways.config import HttpActionSettings, LiteLLMConfigFileSettings, SecretSource
 from gatewarden.notify.config import NotifyConfig
 from gatewarden.yamlconfig import load_model
 
@@ -52,28 +52,26 @@ SourceConfig = Annotated[
 ]
 
 
-class SecretRef(_Section):
-    """Where a secret lives: an environment variable, or a file (e.g. a mounted k8s secret)."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    def resolve(self, env: Mapping[str, str], what: str) -> str:
-        if self.file is not None:
-            try:
-                return self.file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError([f"{what}: cannot read secret file {self.file}: {exc}"]) from exc
-        if self.env and env.get(self.env):
-            return env[self.env]
-        raise ConfigError([f"{what}: secret not set (expected env var {self.env or '?'})"])
+#: Where a secret lives: an environment variable or a file (e.g. a mounted k8s secret).
+SecretRef = SecretSource
 
 
 class GatewayConfig(_Section):
-    type: Literal["litellm"] = "litellm"
+    """``litellm``: the proxy's admin API (needs its database). ``litellm_config``: a proxy
+    without a database, changed by rewriting its config file and reloading it."""
+
+    type: Literal["litellm", "litellm_config"] = "litellm"
     base_url: str = "http://127.0.0.1:4000"
     master_key: SecretRef = SecretRef(env="GATEWARDEN_GATEWAY_MASTER_KEY")
     timeout_s: float = Field(default=5.0, gt=0)
+    config_file: LiteLLMConfigFileSettings | None = None
+    http: HttpActionSettings = HttpActionSettings()
+
+    @model_validator(mode="after")
+    def _config_file_when_needed(self) -> GatewayConfig:
+        if self.type == "litellm_config" and self.config_file is None:
+            raise ValueError("type litellm_config needs config_file {path, reload_command, ...}")
+        return self
 
 
 class StoreConfig(_Section):
@@ -87,6 +85,9 @@ class RemediateConfig(_Section):
     max_keys_blocked: int = Field(default=5, ge=0)
     demo_auto_approve: bool = Field(
         default=False, description="grant every approval automatically (demo only; labelled)"
+    )
+    approver_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="group:NAME in playbook approvers -> approver ids"
     )
 
 
@@ -136,9 +137,18 @@ class DaemonConfig(_Section):
             s.model_copy(update={"path": fix(s.path)}) if isinstance(s, JsonlSourceConfig) else s
             for s in self.sources
         ]
-        key = self.gateway.master_key
-        if key.file is not None:
-            key = key.model_copy(update={"file": fix(key.file)})
+        gateway = self.gateway.model_copy(
+            update={
+                "master_key": self.gateway.master_key.resolved(base),
+                "http": self.gateway.http.resolved(base),
+                "config_file": self.gateway.config_file.resolved(base)
+                if self.gateway.config_file
+                else None,
+            }
+        )
+        web = self.web
+        if web.token is not None:
+            web = web.model_copy(update={"token": web.token.resolved(base)})
         return self.model_copy(
             update={
                 "sources": sources,
@@ -146,7 +156,8 @@ class DaemonConfig(_Section):
                 "detectors_dir": fix(self.detectors_dir),
                 "playbooks_dir": fix(self.playbooks_dir),
                 "reports_dir": fix(self.reports_dir),
-                "gateway": self.gateway.model_copy(update={"master_key": key}),
+                "gateway": gateway,
+                "web": web,
             }
         )
 

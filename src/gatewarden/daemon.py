@@ -30,6 +30,7 @@ from gatewarden.correlate import CorrelateStage
 from gatewarden.detect import DetectStage, load_detector_specs
 from gatewarden.errors import StoreError
 from gatewarden.gateways import LiteLLMAdmin
+from gatewarden.gateways.config import build_gateway as compose_gateway
 from gatewarden.httpserve import ThreadedServer
 from gatewarden.ingest import HttpRequestLogSource, JsonlTailSource, PrometheusScrapeSource
 from gatewarden.models import EventType
@@ -61,8 +62,15 @@ def build_sources(config: DaemonConfig, *, since: float) -> list[Source]:
 
 
 def build_gateway(config: DaemonConfig, env: Mapping[str, str]) -> GatewayAdmin:
-    key = config.gateway.master_key.resolve(env, "gateway.master_key")
-    return LiteLLMAdmin(config.gateway.base_url, key, timeout=config.gateway.timeout_s)
+    g = config.gateway
+    primary: GatewayAdmin
+    if g.type == "litellm_config" and g.config_file is not None:
+        primary = g.config_file.build()
+    else:
+        key = g.master_key.resolve(env, "gateway.master_key")
+        primary = LiteLLMAdmin(g.base_url, key, timeout=g.timeout_s)
+    # Generic http actions go to their own adapter when hosts are allow-listed.
+    return compose_gateway(primary, g.http, env)
 
 
 def open_store(config: DaemonConfig) -> Store:
@@ -139,6 +147,7 @@ def build(
         kill_switch=config.remediate.kill_switch,
         max_actions_per_hour=config.remediate.max_actions_per_hour,
         max_keys_blocked=config.remediate.max_keys_blocked,
+        approver_groups=config.remediate.approver_groups,
     )
     correlate = CorrelateStage(store, config.correlate)
     stages: list[Stage] = [

@@ -180,8 +180,10 @@ def test_failover_provider_moves_groups_and_inverts() -> None:
     plan = gw.plan(act("failover_provider", provider="openai"))
     assert plan.preview == "will move model groups gpt-4o, gpt-4o-mini from openai to azure"
     assert plan.action.params["orders"] == {"oa-4o": 3, "oa-mini": 2, "az-mini": 1}
+    # gpt-4o-mini had no orders (all deployments shared traffic): LiteLLM cannot remove an
+    # order again, so the inverse restores the equivalent "all order 1".
     assert plan.inverse == act(
-        "set_deployment_orders", orders={"oa-4o": 1, "oa-mini": None, "az-mini": None}
+        "set_deployment_orders", orders={"oa-4o": 1, "oa-mini": 1, "az-mini": 1}
     )
     gw.apply(plan.action, key="k")
     body = [(b["model_info"]["id"], b["litellm_params"]["order"]) for _, _, b in rec.writes()]
@@ -191,9 +193,7 @@ def test_failover_provider_moves_groups_and_inverts() -> None:
     assert plan.inverse is not None
     gw.apply(plan.inverse, key="k-undo")
     body = [(b["model_info"]["id"], b["litellm_params"]["order"]) for _, _, b in rec.writes()]
-    assert sorted(body, key=str) == sorted(
-        [("oa-4o", 1), ("oa-mini", None), ("az-mini", None)], key=str
-    )
+    assert sorted(body) == [("az-mini", 1), ("oa-4o", 1), ("oa-mini", 1)]
 
 
 def test_failover_without_alternative_is_rejected() -> None:
@@ -276,3 +276,46 @@ def test_default_client_uses_timeout() -> None:
         assert gw._client.timeout.read == 1.5
     finally:
         gw.close()
+
+
+def test_proxy_without_database_is_a_permanent_refusal() -> None:
+    # The exact answers of litellm[proxy]==1.106.2 run without a database (checked offline).
+    no_db = (500, {"error": {"message": "{'error': 'Database not connected'}", "code": "500"}})
+    gw = admin(Recorder({("POST", "/key/update"): no_db}))
+    with pytest.raises(GatewayRejected) as info:
+        gw.apply(act("update_key_limits", key="sk-a", rpm_limit=5), key="k")
+    assert "config-file adapter" in str(info.value)
+    assert info.value.status == 500
+
+
+def test_litellm_cannot_remove_an_order() -> None:
+    rec = Recorder()
+    with pytest.raises(GatewayRejected, match="cannot remove a deployment's order"):
+        admin(rec).plan(act("set_deployment_order", deployment_id="oa-4o", order=None))
+    assert rec.writes() == []
+
+
+def test_group_failover_and_deployment_limit_requests() -> None:
+    rec = Recorder()
+    gw = admin(rec)
+    plan = gw.plan(act("failover_model_group", model_group="gpt-4o"))
+    gw.apply(plan.action, key="k1")
+    limits = gw.plan(act("set_deployment_limits", deployment_id="an-son", rpm=60))
+    assert limits.inverse == act("set_deployment_limits", deployment_id="an-son", rpm=None)
+    gw.apply(limits.action, key="k2")
+    assert rec.writes() == [
+        ("POST", "/model/update", {"model_info": {"id": "oa-4o"}, "litellm_params": {"order": 3}}),
+        ("POST", "/model/update", {"model_info": {"id": "an-son"}, "litellm_params": {"rpm": 60}}),
+    ]
+
+
+def test_satisfied_reads_the_proxy_state() -> None:
+    rec = Recorder()
+    gw = admin(rec)
+    assert gw.satisfied(act("unblock_key", key="sk-team-a"))
+    assert not gw.satisfied(act("block_key", key="sk-team-a"))
+    assert gw.satisfied(act("update_key_limits", key="sk-team-a", rpm_limit=100))
+    assert gw.satisfied(act("set_deployment_orders", orders={"oa-4o": 1, "az-4o": 2}))
+    assert not gw.satisfied(act("set_deployment_order", deployment_id="oa-4o", order=3))
+    assert gw.satisfied(act("set_fallbacks", model="claude", fallback_models=["gpt-4o"]))
+    assert rec.writes() == []

@@ -59,7 +59,11 @@ def test_restart_after_intended_resumes_with_one_applied_call(after_apply: bool)
     assert len(h.events(EventType.ACTION_APPLIED)) == 1
     assert len(h.gateway.calls) == 1
     assert h.gateway.calls[0].key == f"action:{RUN}:1"
-    assert len(h.gateway.replays) == (1 if after_apply else 0)
+    # A call that reached the gateway before the crash is recognised from the gateway's state
+    # (``satisfied``) and recorded, not sent again -- not even as an idempotent replay.
+    assert h.gateway.replays == []
+    detail = h.events(EventType.ACTION_APPLIED)[0].payload["outcome"]["detail"]
+    assert ("already in effect" in detail) is after_apply
 
     h.metrics.set("error_rate", {}, 0.0)
     for _ in range(3):
@@ -306,3 +310,43 @@ def test_rollback_retries_and_ignores_the_rate_limit() -> None:
     assert h.finished_state(RUN) == "rolled_back"
     rollback_intents = [e for e in h.events(EventType.ACTION_INTENDED) if e.payload.get("rollback")]
     assert len(rollback_intents) == 1
+
+
+class CrashOnRollback:
+    """Applies forward actions normally; a rollback reaches the gateway, then the process dies."""
+
+    def __init__(self, inner: InMemoryGateway) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def plan(self, action: GatewayAction) -> ActionPlan:
+        return self.inner.plan(action)
+
+    def satisfied(self, action: GatewayAction) -> bool:
+        return self.inner.satisfied(action)
+
+    def apply(self, action: GatewayAction, *, key: str) -> ActionOutcome:
+        outcome = self.inner.apply(action, key=key)
+        if key.startswith("rollback:"):
+            raise Crash
+        return outcome
+
+
+def test_rollback_that_reached_the_gateway_before_a_crash_is_not_repeated() -> None:
+    h = Harness([failover_playbook()])
+    before = h.gateway.orders()
+    open_incident(h.store, "inc-1", {"provider": "openai"})
+    h.tick()
+    approve(h)
+    crashing = h.new_stage(CrashOnRollback(h.gateway))
+    h.tick(stage=crashing)
+    h.metrics.set("error_rate", {}, 0.5)
+    with pytest.raises(Crash):
+        h.tick(600, stage=crashing)  # verification times out; the inverse is applied, then crash
+    assert h.gateway.orders() == before
+    h.tick(stage=h.new_stage())
+    assert h.finished_state(RUN) == "rolled_back"
+    assert [c.key for c in h.gateway.calls] == [f"action:{RUN}:1", f"rollback:{RUN}:1"]
+    assert h.gateway.replays == []
+    [rolled] = h.events(EventType.ACTION_ROLLED_BACK)
+    assert "already in effect" in rolled.payload["outcome"]["detail"]

@@ -38,13 +38,38 @@ def incident(**scope: str) -> Incident:
 
 
 def test_shipped_playbook_loads() -> None:
-    [pb] = load_playbooks(REPO / "playbooks")
-    assert pb.name == "provider-failover"
+    books = {pb.name: pb for pb in load_playbooks(REPO / "playbooks")}
+    pb = books["provider-failover"]
     assert pb.mode == "approve"
     assert [s.type for s in pb.steps][:3] == ["approval", "action", "verify"]
     assert pb.on_failure == "rollback"
     assert pb.match.matches(incident(provider="openai"))
     assert not pb.match.matches(incident(model="gpt-4o"))
+
+
+def first_match(kind: str, **scope: str) -> str | None:
+    """The playbook the engine would pick: the first in load (file-name) order that matches."""
+    inc = incident(**scope).model_copy(update={"kinds": (kind,)})
+    return next((p.name for p in load_playbooks(REPO / "playbooks") if p.match.matches(inc)), None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "scope", "playbook"),
+    [
+        ("error_rate", {"provider": "openai"}, "provider-failover"),
+        ("error_rate", {"provider": "openai", "model": "gpt-4o"}, "model-failover"),
+        ("ttft", {"provider": "openai", "model": "gpt-4o"}, "ttft-model-shift"),
+        ("ttft", {"provider": "openai"}, "ttft-provider-shift"),
+        ("fallback_storm", {"requested_model": "gpt-4o"}, "fallback-storm-failover"),
+        ("cost", {"team": "a", "api_key": "k"}, "cost-spike-throttle"),
+        ("agent_loop", {"api_key": "k", "workflow": "w", "session_id": "s"}, "agent-loop-throttle"),
+        ("traffic", {"team": "a", "api_key": "k"}, "key-surge-revoke"),
+    ],
+)
+def test_every_detector_kind_has_a_shipped_playbook(
+    kind: str, scope: dict[str, str], playbook: str
+) -> None:
+    assert first_match(kind, **scope) == playbook
 
 
 def test_errors_carry_file_line_and_field(tmp_path: Path) -> None:

@@ -1,19 +1,43 @@
 """The gateway action vocabulary, shared by every GatewayAdmin and by playbook validation.
 
 Each action type has a small parameter model; adapters parse ``GatewayAction.params`` through
-:func:`parse_params` so a malformed action is refused the same way everywhere. The failover
-computation lives here too, so the LiteLLM adapter and the in-memory gateway plan identically.
+:func:`parse_params` so a malformed action is refused the same way everywhere. Routing-order
+planning (failover) lives in :mod:`gatewarden.gateways.routing` so every adapter plans alike.
+
+=======================  =====================================  ==================================
+action                   params                                 inverse (computed by ``plan``)
+=======================  =====================================  ==================================
+block_key                key, ttl_s?                            unblock_key (none if already so)
+unblock_key              key                                    block_key
+update_key_limits        key, rpm_limit?, tpm_limit?,           update_key_limits with the
+                         max_budget?                            previous values
+set_deployment_order     deployment_id, order                   set_deployment_orders (previous)
+set_deployment_orders    orders {id: order}                     set_deployment_orders (previous)
+set_deployment_limits    deployment_id, rpm?, tpm?              set_deployment_limits (previous)
+failover_provider        provider, model?                       set_deployment_orders (previous)
+failover_model_group     model_group                            set_deployment_orders (previous)
+set_fallbacks            model, fallback_models                 set_fallbacks / delete_fallbacks
+delete_fallbacks         model                                  set_fallbacks (previous)
+http                     request, inverse?, description?        the declared inverse request
+=======================  =====================================  ==================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gatewarden.errors import GatewayRejected
+from gatewarden.gateways.routing import (
+    DeploymentView,
+    FailoverPlan,
+    plan_failover,
+    plan_group_failover,
+    provider_of,
+)
 from gatewarden.models import GatewayAction
 
 
@@ -23,6 +47,11 @@ class _Params(BaseModel):
 
 class KeyParams(_Params):
     key: str = Field(min_length=1)
+
+
+class BlockKeyParams(KeyParams):
+    #: unblock automatically this long after the block was applied (the engine schedules it)
+    ttl_s: float | None = Field(default=None, gt=0)
 
 
 class KeyLimitsParams(_Params):
@@ -46,9 +75,32 @@ class DeploymentOrdersParams(_Params):
     orders: dict[str, int | None] = Field(min_length=1)
 
 
+class DeploymentLimitsParams(_Params):
+    """A deployment's ``rpm``/``tpm`` in the router; only the fields given are changed."""
+
+    deployment_id: str = Field(min_length=1)
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+
+    def limits(self) -> dict[str, int | None]:
+        return {f: getattr(self, f) for f in ("rpm", "tpm") if f in self.model_fields_set}
+
+
 class FailoverParams(_Params):
     provider: str = Field(min_length=1)
+    #: only the provider's deployments serving this model ("" or absent = all of them)
+    model: str | None = None
     #: filled in by ``plan``: the concrete new orders, so a re-apply after a crash is a setter
+    orders: dict[str, int | None] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _empty_is_all(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class GroupFailoverParams(_Params):
+    model_group: str = Field(min_length=1)
     orders: dict[str, int | None] | None = None
 
 
@@ -61,19 +113,56 @@ class ModelParams(_Params):
     model: str = Field(min_length=1)
 
 
+#: ``{{ secrets.NAME }}``: the only form in which a playbook may name a configured secret
+SECRET_REF = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+class HttpRequestSpec(_Params):
+    """One request of a generic ``http`` action. ``json`` is the JSON body."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    url: str = Field(pattern=r"^https?://[^/\s]+", description="absolute http(s) URL")
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = Field(default=None, alias="json")
+    #: statuses that count as success; empty = any 2xx
+    ok_status: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _secrets_only_in_headers(self) -> HttpRequestSpec:
+        # A secret in a URL or a body ends up in access logs and payload stores; headers are
+        # where credentials belong, and the only place the adapter substitutes them.
+        if SECRET_REF.search(self.url) or SECRET_REF.search(repr(self.body)):
+            raise ValueError("{{ secrets.* }} may only be used in header values")
+        return self
+
+
+class HttpParams(_Params):
+    request: HttpRequestSpec
+    inverse: HttpRequestSpec | None = None
+    description: str = ""
+
+
 LIMIT_FIELDS: tuple[str, ...] = ("rpm_limit", "tpm_limit", "max_budget")
 
 #: action type -> parameter model; the playbook loader checks ``action:`` against these keys.
 ACTION_PARAMS: dict[str, type[_Params]] = {
-    "block_key": KeyParams,
+    "block_key": BlockKeyParams,
     "unblock_key": KeyParams,
     "update_key_limits": KeyLimitsParams,
     "set_deployment_order": DeploymentOrderParams,
     "set_deployment_orders": DeploymentOrdersParams,
+    "set_deployment_limits": DeploymentLimitsParams,
     "failover_provider": FailoverParams,
+    "failover_model_group": GroupFailoverParams,
     "set_fallbacks": FallbacksParams,
     "delete_fallbacks": ModelParams,
+    "http": HttpParams,
 }
+
+#: actions that change one virtual key (impossible on a proxy without a database)
+KEY_ACTIONS: frozenset[str] = frozenset({"block_key", "unblock_key", "update_key_limits"})
 
 
 def parse_params(action: GatewayAction) -> Any:
@@ -98,101 +187,13 @@ def param_names(action_type: str) -> tuple[set[str], set[str]]:
     return required, set(fields)
 
 
-# -- failover ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeploymentView:
-    """What failover needs to know about one deployment."""
-
-    id: str
-    model_name: str
-    provider: str
-    order: int | None
-
-
-@dataclass(frozen=True)
-class FailoverPlan:
-    new_orders: dict[str, int | None]
-    old_orders: dict[str, int | None]
-    groups: list[str]
-    from_provider: str
-    to_providers: list[str]
-
-    def action(self) -> GatewayAction:
-        params = {"provider": self.from_provider, "orders": self.new_orders}
-        return GatewayAction(type="failover_provider", params=params)
-
-    def inverse(self) -> GatewayAction:
-        return GatewayAction(type="set_deployment_orders", params={"orders": self.old_orders})
-
-    def preview(self) -> str:
-        groups = ", ".join(self.groups)
-        plural = "model groups" if len(self.groups) > 1 else "model group"
-        targets = ", ".join(self.to_providers)
-        return f"will move {plural} {groups} from {self.from_provider} to {targets}"
-
-
-def provider_of(model: str, custom_provider: str | None = None) -> str:
-    """LiteLLM's provider of a deployment: ``custom_llm_provider`` or the ``provider/`` prefix."""
-    if custom_provider:
-        return custom_provider
-    return model.split("/", 1)[0] if "/" in model else model
-
-
-def _first(deps: list[DeploymentView]) -> list[DeploymentView]:
-    # LiteLLM routes to the lowest ``order`` present; deployments without an order only take
-    # traffic when no deployment in the group has one.
-    orders = [d.order for d in deps if d.order is not None]
-    if not orders:
-        return deps
-    return [d for d in deps if d.order == min(orders)]
-
-
-def plan_failover(deployments: Iterable[DeploymentView], provider: str) -> FailoverPlan | None:
-    """New orders that move traffic off ``provider`` in every model group where it is first
-    and another provider can take over; None when no group qualifies."""
-    groups: dict[str, list[DeploymentView]] = {}
-    for dep in deployments:
-        groups.setdefault(dep.model_name, []).append(dep)
-    new: dict[str, int | None] = {}
-    old: dict[str, int | None] = {}
-    moved: list[str] = []
-    targets: set[str] = set()
-    for name in sorted(groups):
-        deps = groups[name]
-        ours = [d for d in deps if d.provider == provider]
-        others = [d for d in deps if d.provider != provider]
-        if not others or not any(d in ours for d in _first(deps)):
-            continue
-        other_orders = [d.order for d in others if d.order is not None]
-        changes: dict[str, int | None] = {}
-        if not other_orders:
-            # Nobody has an order yet: give the others 1 so ours can rank behind them.
-            changes.update({d.id: 1 for d in others})
-            other_orders = [1]
-        behind = max(other_orders) + 1
-        changes.update({d.id: behind for d in ours if d.order is None or d.order < behind})
-        for dep in deps:
-            if dep.id in changes:
-                new[dep.id] = changes[dep.id]
-                old[dep.id] = dep.order
-        moved.append(name)
-        after = [
-            DeploymentView(d.id, d.model_name, d.provider, changes.get(d.id, d.order)) for d in deps
-        ]
-        targets.update(d.provider for d in _first(after))
-    if not moved:
-        return None
-    return FailoverPlan(new, old, moved, provider, sorted(targets))
-
-
 def describe(action: GatewayAction) -> str:
     """A short human sentence for an action, used when a richer preview is not available."""
     p: Mapping[str, Any] = action.params
     match action.type:
         case "block_key":
-            return f"block key {p.get('key')}"
+            ttl = p.get("ttl_s")
+            return f"block key {p.get('key')}" + (f" for {ttl:g}s" if ttl else "")
         case "unblock_key":
             return f"unblock key {p.get('key')}"
         case "update_key_limits":
@@ -203,10 +204,48 @@ def describe(action: GatewayAction) -> str:
         case "set_deployment_orders":
             orders = p.get("orders") or {}
             return "set deployment orders " + ", ".join(f"{k}={v}" for k, v in orders.items())
+        case "set_deployment_limits":
+            limits = ", ".join(f"{k}={p[k]}" for k in ("rpm", "tpm") if k in p)
+            return f"set limits of deployment {p.get('deployment_id')}: {limits}"
         case "failover_provider":
-            return f"fail over from provider {p.get('provider')}"
+            model = f" for {p['model']}" if p.get("model") else ""
+            return f"fail over from provider {p.get('provider')}{model}"
+        case "failover_model_group":
+            return f"fail over model group {p.get('model_group')} to its next deployment"
         case "set_fallbacks":
             return f"set fallbacks of {p.get('model')} to {', '.join(p.get('fallback_models', []))}"
         case "delete_fallbacks":
             return f"remove fallbacks of {p.get('model')}"
+        case "http":
+            request = p.get("request") or {}
+            what = p.get("description") or f"{request.get('method')} {request.get('url')}"
+            return f"http: {what}"
     return action.type
+
+
+__all__ = [
+    "ACTION_PARAMS",
+    "KEY_ACTIONS",
+    "LIMIT_FIELDS",
+    "SECRET_REF",
+    "BlockKeyParams",
+    "DeploymentLimitsParams",
+    "DeploymentOrderParams",
+    "DeploymentOrdersParams",
+    "DeploymentView",
+    "FailoverParams",
+    "FailoverPlan",
+    "FallbacksParams",
+    "GroupFailoverParams",
+    "HttpParams",
+    "HttpRequestSpec",
+    "KeyLimitsParams",
+    "KeyParams",
+    "ModelParams",
+    "describe",
+    "param_names",
+    "parse_params",
+    "plan_failover",
+    "plan_group_failover",
+    "provider_of",
+]

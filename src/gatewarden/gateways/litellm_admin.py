@@ -3,36 +3,102 @@
 Every action is a setter, so applying it twice leaves the gateway as applying it once: that is
 what makes ``apply(..., key=...)`` idempotent even though LiteLLM has no idempotency header.
 The master key is held privately and never logged, put in an error message or shown by repr.
+
+Request shapes were checked against the OpenAPI document of a real ``litellm[proxy]==1.106.2``
+served offline: ``BlockKeyRequest {key}``, ``UpdateKeyRequest {key, rpm_limit, tpm_limit,
+max_budget}``, ``updateDeployment {model_info: {id}, litellm_params: {order|rpm|tpm}}`` (extra
+params allowed), ``FallbackCreateRequest {model, fallback_models, fallback_type}``. On that
+proxy, key and model endpoints need a database and ``/model/update`` refuses deployments defined
+in the config file; such proxies are changed through :mod:`gatewarden.gateways.litellm_config`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
 from gatewarden.errors import GatewayRejected, GatewayUnavailable
+from gatewarden.gateways import planner
 from gatewarden.gateways.actions import (
+    DeploymentLimitsParams,
     DeploymentOrderParams,
     DeploymentOrdersParams,
-    DeploymentView,
     FailoverParams,
     FallbacksParams,
+    GroupFailoverParams,
     KeyLimitsParams,
     KeyParams,
     ModelParams,
     describe,
     parse_params,
-    plan_failover,
+)
+from gatewarden.gateways.routing import (
+    DeploymentView,
     provider_of,
+    restorable_orders,
+    served_model,
 )
 from gatewarden.models import ActionOutcome, ActionPlan, GatewayAction
 
 log = logging.getLogger(__name__)
 
 _MAX_DETAIL = 300
+#: What a LiteLLM proxy without a database answers (as a 500) on key and model endpoints.
+_NO_DB = ("No DB Connected", "Database not connected")
+
+
+@dataclass(frozen=True)
+class AdminRequest:
+    """One write request of an action, as sent to the proxy."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    #: a 404 is the wanted state (deleting what is already gone)
+    missing_ok: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "body": self.body}
+
+
+def _order(dep_id: str, order: int | None) -> AdminRequest:
+    body = {"model_info": {"id": dep_id}, "litellm_params": {"order": order}}
+    return AdminRequest("POST", "/model/update", body)
+
+
+def admin_requests(action: GatewayAction) -> list[AdminRequest]:
+    """The write requests ``apply`` sends for a concrete (planned) action. Pure: it is also how
+    ``gatewarden playbook test`` shows the calls a playbook would make."""
+    params = parse_params(action)
+    if isinstance(params, KeyParams):
+        path = "/key/block" if action.type == "block_key" else "/key/unblock"
+        return [AdminRequest("POST", path, {"key": params.key})]
+    if isinstance(params, KeyLimitsParams):
+        return [AdminRequest("POST", "/key/update", {"key": params.key, **params.limits()})]
+    if isinstance(params, DeploymentOrderParams):
+        return [_order(params.deployment_id, params.order)]
+    if isinstance(params, DeploymentOrdersParams | FailoverParams | GroupFailoverParams):
+        if params.orders is None:
+            raise GatewayRejected(f"{action.type} must be planned before its calls are known")
+        return [_order(i, o) for i, o in params.orders.items()]
+    if isinstance(params, DeploymentLimitsParams):
+        body = {"model_info": {"id": params.deployment_id}, "litellm_params": params.limits()}
+        return [AdminRequest("POST", "/model/update", body)]
+    if isinstance(params, FallbacksParams):
+        body = {
+            "model": params.model,
+            "fallback_models": params.fallback_models,
+            "fallback_type": "general",
+        }
+        return [AdminRequest("POST", "/fallback", body)]
+    if isinstance(params, ModelParams):
+        return [AdminRequest("DELETE", f"/fallback/{params.model}", missing_ok=True)]
+    raise GatewayRejected(f"action {action.type} is not supported by LiteLLM")
 
 
 class LiteLLMAdmin:
@@ -96,6 +162,13 @@ class LiteLLMAdmin:
             if secret:
                 detail = detail.replace(secret, "***")
             message = f"{what}: HTTP {status}: {detail}"
+            if any(marker in detail for marker in _NO_DB):
+                # A 500, but permanent: retrying cannot give the proxy a database.
+                raise GatewayRejected(
+                    f"{message} (the proxy runs without a database: use the litellm "
+                    "config-file adapter for deployment orders and fallbacks)",
+                    status=status,
+                )
             if status >= 500 or status == 429:
                 raise GatewayUnavailable(message, status=status)
             raise GatewayRejected(message, status=status)
@@ -108,144 +181,86 @@ class LiteLLMAdmin:
             raise GatewayUnavailable(f"{what}: response is not JSON", status=status) from None
         return data if isinstance(data, dict) else {"data": data}
 
-    def _key_info(self, key: str) -> dict[str, Any]:
+    # -- StateReader -------------------------------------------------------------------------
+
+    def key(self, key: str) -> Mapping[str, Any]:
         data = self._request("GET", "/key/info", params={"key": key}) or {}
         info = data.get("info")
         if not isinstance(info, dict):
             raise GatewayRejected(f"GET /key/info: no info for key {key!r}")
         return info
 
-    def _deployments(self) -> list[dict[str, Any]]:
+    def deployments(self) -> list[DeploymentView]:
         data = self._request("GET", "/model/info") or {}
         items = data.get("data")
         if not isinstance(items, list):
             raise GatewayUnavailable("GET /model/info: response has no data list")
-        return [d for d in items if isinstance(d, dict)]
-
-    def _views(self) -> list[DeploymentView]:
         views = []
-        for dep in self._deployments():
+        for dep in items:
+            if not isinstance(dep, dict):
+                continue
             params = dep.get("litellm_params") or {}
             info = dep.get("model_info") or {}
             if "id" not in info:
                 continue
             order = params.get("order", info.get("order"))
+            model = str(params.get("model", ""))
             views.append(
                 DeploymentView(
                     id=str(info["id"]),
                     model_name=str(dep.get("model_name", "")),
-                    provider=provider_of(
-                        str(params.get("model", "")), params.get("custom_llm_provider")
-                    ),
+                    provider=provider_of(model, params.get("custom_llm_provider")),
                     order=None if order is None else int(order),
+                    model=served_model(model),
+                    rpm=_int_or_none(params.get("rpm")),
+                    tpm=_int_or_none(params.get("tpm")),
                 )
             )
         return views
 
-    def _fallbacks(self, model: str) -> list[str]:
+    def fallbacks(self, model: str) -> list[str]:
         data = self._request("GET", f"/fallback/{model}", missing_ok=True)
         if data is None:
             return []
         return [str(m) for m in data.get("fallback_models") or []]
 
-    def _set_order(self, deployment_id: str, order: int | None) -> None:
-        body = {"model_info": {"id": deployment_id}, "litellm_params": {"order": order}}
-        self._request("POST", "/model/update", body=body)
-
     # -- GatewayAdmin ------------------------------------------------------------------------
 
     def plan(self, action: GatewayAction) -> ActionPlan:
         params = parse_params(action)
-        inverse: GatewayAction | None
-        if isinstance(params, KeyParams):
-            blocked = bool(self._key_info(params.key).get("blocked"))
-            wants_blocked = action.type == "block_key"
-            if blocked == wants_blocked:
-                state = "blocked" if blocked else "not blocked"
-                return ActionPlan(action=action, inverse=None, preview=f"key is already {state}")
-            undo = "unblock_key" if wants_blocked else "block_key"
-            inverse = GatewayAction(type=undo, params={"key": params.key})
-            return ActionPlan(action=action, inverse=inverse, preview=f"will {describe(action)}")
-        if isinstance(params, KeyLimitsParams):
-            info = self._key_info(params.key)
-            before = {f: info.get(f) for f in params.limits()}
-            inverse = GatewayAction(type="update_key_limits", params={"key": params.key, **before})
-            return ActionPlan(action=action, inverse=inverse, preview=f"will {describe(action)}")
-        if isinstance(params, DeploymentOrderParams | DeploymentOrdersParams):
-            wanted = (
-                {params.deployment_id: params.order}
-                if isinstance(params, DeploymentOrderParams)
-                else params.orders
-            )
-            current = {v.id: v.order for v in self._views()}
-            unknown = sorted(set(wanted) - set(current))
-            if unknown:
-                raise GatewayRejected(f"unknown deployment(s): {', '.join(unknown)}")
-            inverse = GatewayAction(
-                type="set_deployment_orders", params={"orders": {i: current[i] for i in wanted}}
-            )
-            return ActionPlan(action=action, inverse=inverse, preview=f"will {describe(action)}")
-        if isinstance(params, FailoverParams):
-            plan = plan_failover(self._views(), params.provider)
-            if plan is None:
-                raise GatewayRejected(
-                    f"no model group has {params.provider} first and another provider to use"
-                )
-            concrete = plan.action()
-            inverse = plan.inverse()
-            return ActionPlan(action=concrete, inverse=inverse, preview=plan.preview())
-        if isinstance(params, FallbacksParams | ModelParams):
-            before_fb = self._fallbacks(params.model)
-            if before_fb:
-                inverse = GatewayAction(
-                    type="set_fallbacks",
-                    params={"model": params.model, "fallback_models": before_fb},
-                )
-            elif isinstance(params, FallbacksParams):
-                inverse = GatewayAction(type="delete_fallbacks", params={"model": params.model})
-            else:
-                inverse = None
-            return ActionPlan(action=action, inverse=inverse, preview=f"will {describe(action)}")
-        raise GatewayRejected(f"action {action.type} is not supported by LiteLLM")
+        orders = getattr(params, "orders", None) or {}
+        if isinstance(params, DeploymentOrderParams):
+            orders = {params.deployment_id: params.order}
+        if any(o is None for o in orders.values()):
+            raise GatewayRejected("LiteLLM cannot remove a deployment's order: give an integer")
+        plan = planner.plan_action(action, self)
+        inverse = plan.inverse
+        if inverse is not None and inverse.type == "set_deployment_orders":
+            # The previous state may hold deployments without an order; restore an equivalent.
+            restored = restorable_orders(inverse.params["orders"], self.deployments())
+            inverse = GatewayAction(type=inverse.type, params={"orders": restored})
+            plan = plan.model_copy(update={"inverse": inverse})
+        return plan
+
+    def satisfied(self, action: GatewayAction) -> bool:
+        return planner.satisfied(action, self)
 
     def apply(self, action: GatewayAction, *, key: str) -> ActionOutcome:
-        params = parse_params(action)
+        # An unplanned failover is computed now (plan() normally fills its orders in).
+        action = planner.concrete(action, self)
         log.info("litellm admin: applying %s (idempotency key %s)", action.type, key)
-        if isinstance(params, KeyParams):
-            path = "/key/block" if action.type == "block_key" else "/key/unblock"
-            self._request("POST", path, body={"key": params.key})
-            return ActionOutcome(ok=True, status=200, detail=describe(action))
-        if isinstance(params, KeyLimitsParams):
-            body = {"key": params.key, **params.limits()}
-            self._request("POST", "/key/update", body=body)
-            return ActionOutcome(ok=True, status=200, detail=describe(action))
-        if isinstance(params, DeploymentOrderParams):
-            self._set_order(params.deployment_id, params.order)
-            return ActionOutcome(ok=True, status=200, detail=describe(action))
-        if isinstance(params, DeploymentOrdersParams | FailoverParams):
-            orders = params.orders
-            if orders is None:
-                # An unplanned failover: compute it now (plan() normally fills ``orders`` in).
-                plan = plan_failover(self._views(), getattr(params, "provider", ""))
-                orders = plan.new_orders if plan else {}
-            for dep_id, order in orders.items():
-                self._set_order(dep_id, order)
-            return ActionOutcome(
-                ok=True, status=200, detail=describe(action), response={"updated": sorted(orders)}
-            )
-        if isinstance(params, FallbacksParams):
-            body = {
-                "model": params.model,
-                "fallback_models": params.fallback_models,
-                "fallback_type": "general",
-            }
-            self._request("POST", "/fallback", body=body)
-            return ActionOutcome(ok=True, status=200, detail=describe(action))
-        if isinstance(params, ModelParams):
-            # Already absent is the state we want: a 404 is success for a delete.
-            self._request("DELETE", f"/fallback/{params.model}", missing_ok=True)
-            return ActionOutcome(ok=True, status=200, detail=describe(action))
-        raise GatewayRejected(f"action {action.type} is not supported by LiteLLM")
+        requests = admin_requests(action)
+        for req in requests:
+            self._request(req.method, req.path, body=req.body, missing_ok=req.missing_ok)
+        response: dict[str, Any] = {}
+        params = parse_params(action)
+        if isinstance(params, DeploymentOrdersParams | FailoverParams | GroupFailoverParams):
+            response = {"updated": sorted(params.orders or {})}
+        return ActionOutcome(ok=True, status=200, detail=describe(action), response=response)
 
 
-__all__ = ["LiteLLMAdmin"]
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+__all__ = ["AdminRequest", "LiteLLMAdmin", "admin_requests"]

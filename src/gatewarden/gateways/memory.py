@@ -1,7 +1,7 @@
 """InMemoryGateway: a real in-process GatewayAdmin over a dict state.
 
-It implements the same actions as the LiteLLM adapter (planning shares
-:mod:`gatewarden.gateways.actions`), records every applied call, honours the idempotency key
+It implements the same actions as the LiteLLM adapter (planning is shared:
+:mod:`gatewarden.gateways.planner`), records every applied call, honours the idempotency key
 (a repeated key returns the first outcome without touching the state again), and can be told to
 fail transiently or permanently. Engine tests and ``playbook test`` run against it.
 """
@@ -14,20 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gatewarden.errors import GatewayRejected, GatewayUnavailable
+from gatewarden.gateways import planner
 from gatewarden.gateways.actions import (
+    DeploymentLimitsParams,
     DeploymentOrderParams,
     DeploymentOrdersParams,
-    DeploymentView,
     FailoverParams,
     FallbacksParams,
+    GroupFailoverParams,
     KeyLimitsParams,
     KeyParams,
     ModelParams,
     describe,
     parse_params,
-    plan_failover,
-    provider_of,
 )
+from gatewarden.gateways.routing import DeploymentView, provider_of, served_model
 from gatewarden.models import ActionOutcome, ActionPlan, GatewayAction
 
 Phase = Literal["plan", "apply", "both"]
@@ -48,10 +49,23 @@ class DeploymentState:
     model_name: str
     model: str
     order: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
 
     @property
     def provider(self) -> str:
         return provider_of(self.model)
+
+    def view(self) -> DeploymentView:
+        return DeploymentView(
+            self.id,
+            self.model_name,
+            self.provider,
+            self.order,
+            served_model(self.model),
+            self.rpm,
+            self.tpm,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,12 +152,6 @@ class InMemoryGateway:
             raise GatewayRejected(f"{self.name}: unknown key {key!r}", status=404)
         return state
 
-    def _views(self) -> list[DeploymentView]:
-        return [
-            DeploymentView(d.id, d.model_name, d.provider, d.order)
-            for d in self.deployments.values()
-        ]
-
     def orders(self) -> dict[str, int | None]:
         with self._lock:
             return {d.id: d.order for d in self.deployments.values()}
@@ -157,52 +165,11 @@ class InMemoryGateway:
     def plan(self, action: GatewayAction) -> ActionPlan:
         with self._lock:
             self._maybe_fail("plan", action)
-            params = parse_params(action)
-            return self._plan(action, params)
+            return planner.plan_action(action, _Reader(self))
 
-    def _plan(self, action: GatewayAction, params: Any) -> ActionPlan:
-        inverse: GatewayAction | None = None
-        preview = f"will {describe(action)}"
-        if isinstance(params, KeyParams):
-            wants = action.type == "block_key"
-            if self._key(params.key).blocked == wants:
-                return ActionPlan(action=action, inverse=None, preview="no change: already so")
-            undo = "unblock_key" if wants else "block_key"
-            inverse = GatewayAction(type=undo, params={"key": params.key})
-        elif isinstance(params, KeyLimitsParams):
-            state = self._key(params.key)
-            before = {f: getattr(state, f) for f in params.limits()}
-            inverse = GatewayAction(type="update_key_limits", params={"key": params.key, **before})
-        elif isinstance(params, DeploymentOrderParams | DeploymentOrdersParams):
-            wanted = (
-                {params.deployment_id: params.order}
-                if isinstance(params, DeploymentOrderParams)
-                else params.orders
-            )
-            unknown = sorted(set(wanted) - set(self.deployments))
-            if unknown:
-                raise GatewayRejected(f"unknown deployment(s): {', '.join(unknown)}", status=404)
-            old = {i: self.deployments[i].order for i in wanted}
-            inverse = GatewayAction(type="set_deployment_orders", params={"orders": old})
-        elif isinstance(params, FailoverParams):
-            plan = plan_failover(self._views(), params.provider)
-            if plan is None:
-                raise GatewayRejected(
-                    f"no model group has {params.provider} first and another provider to use"
-                )
-            action = plan.action()
-            inverse = plan.inverse()
-            preview = plan.preview()
-        elif isinstance(params, FallbacksParams | ModelParams):
-            current = self.fallbacks.get(params.model)
-            if current:
-                inverse = GatewayAction(
-                    type="set_fallbacks",
-                    params={"model": params.model, "fallback_models": list(current)},
-                )
-            elif isinstance(params, FallbacksParams):
-                inverse = GatewayAction(type="delete_fallbacks", params={"model": params.model})
-        return ActionPlan(action=action, inverse=inverse, preview=preview)
+    def satisfied(self, action: GatewayAction) -> bool:
+        with self._lock:
+            return planner.satisfied(action, _Reader(self))
 
     def apply(self, action: GatewayAction, *, key: str) -> ActionOutcome:
         with self._lock:
@@ -210,14 +177,16 @@ class InMemoryGateway:
                 self.replays.append(AppliedCall(action, key))
                 return self._outcomes[key]
             self._maybe_fail("apply", action)
-            params = parse_params(action)
-            response = self._apply(action.type, params)
+            response = self._apply(action)
             outcome = ActionOutcome(ok=True, status=200, detail=describe(action), response=response)
             self.calls.append(AppliedCall(action, key))
             self._outcomes[key] = outcome
             return outcome
 
-    def _apply(self, action_type: str, params: Any) -> dict[str, Any]:
+    def _apply(self, action: GatewayAction) -> dict[str, Any]:
+        action = planner.concrete(action, _Reader(self))
+        params = parse_params(action)
+        action_type = action.type
         if isinstance(params, KeyParams):
             self._key(params.key).blocked = action_type == "block_key"
             return {}
@@ -228,12 +197,14 @@ class InMemoryGateway:
             return {}
         if isinstance(params, DeploymentOrderParams):
             return self._set_orders({params.deployment_id: params.order})
-        if isinstance(params, DeploymentOrdersParams | FailoverParams):
-            orders = params.orders
-            if orders is None:
-                plan = plan_failover(self._views(), getattr(params, "provider", ""))
-                orders = plan.new_orders if plan else {}
-            return self._set_orders(orders)
+        if isinstance(params, DeploymentOrdersParams | FailoverParams | GroupFailoverParams):
+            return self._set_orders(params.orders or {})
+        if isinstance(params, DeploymentLimitsParams):
+            if params.deployment_id not in self.deployments:
+                raise GatewayRejected(f"unknown deployment: {params.deployment_id}", status=404)
+            for name, value in params.limits().items():
+                setattr(self.deployments[params.deployment_id], name, value)
+            return {}
         if isinstance(params, FallbacksParams):
             if params.model in params.fallback_models:
                 raise GatewayRejected(f"{params.model} cannot be its own fallback", status=400)
@@ -242,7 +213,7 @@ class InMemoryGateway:
         if isinstance(params, ModelParams):
             self.fallbacks.pop(params.model, None)
             return {}
-        raise GatewayRejected(f"unsupported params {type(params).__name__}")  # pragma: no cover
+        raise GatewayRejected(f"action {action_type} is not supported by {self.name}")
 
     def _set_orders(self, orders: Mapping[str, int | None]) -> dict[str, Any]:
         unknown = sorted(set(orders) - set(self.deployments))
@@ -251,3 +222,22 @@ class InMemoryGateway:
         for dep_id, order in orders.items():
             self.deployments[dep_id].order = order
         return {"updated": sorted(orders)}
+
+
+class _Reader:
+    """The planner's view of an InMemoryGateway (its fields already use the reader's names)."""
+
+    def __init__(self, gateway: InMemoryGateway) -> None:
+        self._gw = gateway
+
+    def key(self, key: str) -> Mapping[str, Any]:
+        state = self._gw.keys.get(key)
+        if state is None:
+            raise GatewayRejected(f"{self._gw.name}: unknown key {key!r}", status=404)
+        return vars(state)
+
+    def deployments(self) -> list[DeploymentView]:
+        return [d.view() for d in self._gw.deployments.values()]
+
+    def fallbacks(self, model: str) -> list[str]:
+        return list(self._gw.fallbacks.get(model) or [])

@@ -7,11 +7,12 @@ events: it checks that the decider may decide. The engine picks the decision up 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gatewarden.errors import PlaybookError
 from gatewarden.models import ApprovalDecision, Event, EventType
 from gatewarden.protocols import Store, Tick
+from gatewarden.remediate.language import GROUP_PREFIX
 from gatewarden.remediate.runlog import DEMO_APPROVER, Keys, fold_run
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,22 @@ _DECISION_TYPES = {
     ApprovalDecision.GRANTED: EventType.APPROVAL_GRANTED,
     ApprovalDecision.DENIED: EventType.APPROVAL_DENIED,
 }
+
+
+def resolve_approvers(approvers: Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:
+    """Expand ``group:NAME`` entries (in order, without duplicates). An unknown group stays as
+    it is, so nobody can grant with it and the approval times out: safe, and logged."""
+    out: list[str] = []
+    for entry in approvers:
+        if entry.startswith(GROUP_PREFIX):
+            members = groups.get(entry[len(GROUP_PREFIX) :])
+            if members is None:
+                log.warning("approver %s is not configured (remediate.approver_groups)", entry)
+                members = [entry]
+        else:
+            members = [entry]
+        out.extend(m for m in members if m not in out)
+    return out
 
 
 class ApprovalRefused(PlaybookError):

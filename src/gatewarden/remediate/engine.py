@@ -9,7 +9,7 @@ or a new engine on the same store -- resumes exactly where the last one stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gatewarden.clock import SystemClock
 from gatewarden.errors import PlaybookError
@@ -22,6 +22,7 @@ from gatewarden.models import (
 from gatewarden.protocols import Clock, GatewayAdmin, Store, Tick
 from gatewarden.remediate import guardrails
 from gatewarden.remediate.eventlog import EventLog
+from gatewarden.remediate.expiry import expire_blocks
 from gatewarden.remediate.language import (
     ActionStep,
     ApprovalStep,
@@ -41,8 +42,11 @@ log = logging.getLogger(__name__)
 class RemediateStage:
     """The ``remediate`` pipeline stage.
 
-    ``kill_switch`` (also settable at runtime) stops everything: no run starts or advances.
+    ``kill_switch`` (also settable at runtime) stops everything: no run starts or advances,
+    and no block's TTL is lifted until it is off again.
     ``dry_run`` forces new runs into dry-run mode whatever their playbook says.
+    ``approver_groups`` resolves ``group:NAME`` approvers (config ``remediate.approver_groups``);
+    the resolved list is persisted with each approval request.
     """
 
     name = "remediate"
@@ -55,6 +59,7 @@ class RemediateStage:
         metrics: MetricsView,
         clock: Clock | None = None,
         *,
+        approver_groups: Mapping[str, Sequence[str]] | None = None,
         kill_switch: bool = False,
         max_actions_per_hour: int = 20,
         max_keys_blocked: int = 5,
@@ -84,6 +89,7 @@ class RemediateStage:
             gateway.name, threshold=breaker_threshold, reset_s=breaker_reset_s
         )
         self._exec = StepExecutor(self._log, store, gateway, metrics, limits, breaker)
+        self._exec.approver_groups = {k: list(v) for k, v in (approver_groups or {}).items()}
         self._warned: set[str] = set()
 
     # -- Stage -------------------------------------------------------------------------------
@@ -99,6 +105,7 @@ class RemediateStage:
         for run in self._log.runs():
             if run.finished is None:
                 self._advance(run.run_id, incidents)
+        expire_blocks(self._exec, self._log.runs())
 
     # -- starting ----------------------------------------------------------------------------
 

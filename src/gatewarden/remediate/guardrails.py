@@ -1,7 +1,7 @@
 """Safety limits on what remediation may do, all counted from the event log.
 
 * actions per hour, globally and per playbook (``action.applied`` events, dry runs excluded);
-* keys blocked at once (blocks applied by gatewarden minus unblocks and rollbacks);
+* keys blocked at once (blocks applied by gatewarden minus unblocks, rollbacks, TTL ends);
 * a circuit breaker per gateway, so a gateway that is down is not hammered by every run.
 
 The breaker is the one piece of in-memory state: it only delays calls, never decides an outcome,
@@ -44,7 +44,8 @@ def _key_change(event: Event | None) -> tuple[str, str] | None:
 
 
 def blocked_keys(runs: Iterable[RunLog]) -> set[str]:
-    """Keys currently blocked by gatewarden: its applied blocks minus unblocks and rollbacks."""
+    """Keys currently blocked by gatewarden: its applied blocks minus unblocks, rollbacks and
+    blocks lifted when their TTL ran out."""
     changes: list[tuple[float, str, str]] = []
     for run in runs:
         for index in run.applied_steps():
@@ -55,6 +56,9 @@ def blocked_keys(runs: Iterable[RunLog]) -> set[str]:
             backward = _key_change(rec.rolled_back)
             if backward is not None and rec.rolled_back is not None:
                 changes.append((rec.rolled_back.ts, *backward))
+            expired = _key_change(rec.exp_intended)
+            if expired is not None and rec.exp_applied is not None:
+                changes.append((rec.exp_applied.ts, *expired))
     blocked: set[str] = set()
     for _, kind, key in sorted(changes):
         if kind == "block_key":

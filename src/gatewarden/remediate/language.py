@@ -36,7 +36,7 @@ from pydantic import (
 
 from gatewarden.detect.yaml_lines import format_problem, locate
 from gatewarden.errors import ConfigError
-from gatewarden.gateways.actions import ACTION_PARAMS, param_names
+from gatewarden.gateways.actions import ACTION_PARAMS, HttpParams, param_names
 from gatewarden.models import ALERT_KINDS, Incident, Severity
 from gatewarden.remediate.templating import check_syntax, iter_strings
 from gatewarden.yamlconfig import read_yaml, validation_problems
@@ -105,15 +105,23 @@ class Match(_Model):
         return True
 
 
+#: an approver entry naming a group, resolved from the daemon config's approver groups
+GROUP_PREFIX = "group:"
+
+
 class ApprovalStep(_Model):
     type: Literal["approval"]
-    approvers: list[str] = Field(min_length=1)
+    approvers: list[str] = Field(
+        min_length=1, description="approver ids, or group:NAME resolved from the daemon config"
+    )
     quorum: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=600.0, gt=0)
     on_timeout: Literal["deny", "escalate", "proceed"] = "deny"
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> ApprovalStep:
+        if any(a.startswith(GROUP_PREFIX) for a in self.approvers):
+            return self  # a group's size is only known once resolved (checked at request time)
         if self.quorum > len(set(self.approvers)):
             raise ValueError(f"quorum {self.quorum} exceeds the {len(self.approvers)} approvers")
         return self
@@ -137,6 +145,15 @@ class ActionStep(_Model):
             raise ValueError(f"{self.action} needs param(s) {missing}")
         if extra:
             raise ValueError(f"{self.action} has no param(s) {extra}; allowed: {sorted(allowed)}")
+        if self.action == "http":
+            # Its structure (method, absolute URL, secrets only in headers) holds whatever the
+            # templates render to, so it is checked now rather than at the first incident.
+            try:
+                HttpParams.model_validate(self.params)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"http params: {where}: {first['msg']}") from None
         return self
 
 

@@ -12,7 +12,7 @@ import logging
 
 from gatewarden.errors import GatewayRejected, GatewayUnavailable
 from gatewarden.gateways.actions import describe
-from gatewarden.models import EventType, GatewayAction
+from gatewarden.models import ActionOutcome, EventType, GatewayAction
 from gatewarden.remediate.runlog import Keys, RunLog
 from gatewarden.remediate.steps import StepExecutor
 
@@ -42,7 +42,8 @@ def rollback_next(ex: StepExecutor, run: RunLog) -> bool | None:
     assert rec.intended is not None
     inverse = GatewayAction.model_validate(rec.intended.payload["inverse"])
     key = Keys.rollback(run.run_id, index)
-    if rec.rb_intended is None:
+    resumed = rec.rb_intended is not None
+    if not resumed:
         ex.emit(
             run,
             EventType.ACTION_INTENDED,
@@ -58,7 +59,11 @@ def rollback_next(ex: StepExecutor, run: RunLog) -> bool | None:
         return False
     attempt = len(rec.rb_failures) + 1
     try:
-        outcome = ex.gateway.apply(inverse, key=key)
+        if resumed and ex.in_effect(inverse):
+            # A crash or timeout lost the outcome of an inverse that did reach the gateway.
+            outcome = ActionOutcome(ok=True, detail=f"{describe(inverse)}: already in effect")
+        else:
+            outcome = ex.gateway.apply(inverse, key=key)
     except GatewayUnavailable as exc:
         ex.breaker.failure(ex.now)
         give_up = attempt >= ex.limits.max_attempts

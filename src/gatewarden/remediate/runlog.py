@@ -74,6 +74,19 @@ class Keys:
         return f"rollback-failed:{run}:{step}:{attempt}"
 
     @staticmethod
+    def expiry(run: str, step: int) -> str:
+        """Intent (and idempotency key) of the unblock that ends a block's TTL."""
+        return f"ttl:{run}:{step}"
+
+    @staticmethod
+    def expiry_applied(run: str, step: int) -> str:
+        return f"ttl-applied:{run}:{step}"
+
+    @staticmethod
+    def expiry_failed(run: str, step: int, attempt: int) -> str:
+        return f"ttl-failed:{run}:{step}:{attempt}"
+
+    @staticmethod
     def verified(run: str, step: int) -> str:
         return f"verified:{run}:{step}"
 
@@ -106,6 +119,10 @@ class StepLog:
     rb_intended: Event | None = None
     rolled_back: Event | None = None
     rb_failures: list[Event] = field(default_factory=list)
+    #: the unblock ending a ``block_key`` TTL (events with ``expiry: true``)
+    exp_intended: Event | None = None
+    exp_applied: Event | None = None
+    exp_failures: list[Event] = field(default_factory=list)
 
     @property
     def terminal_failure(self) -> Event | None:
@@ -114,6 +131,10 @@ class StepLog:
     @property
     def rb_terminal_failure(self) -> Event | None:
         return next((e for e in self.rb_failures if not e.payload.get("retryable")), None)
+
+    @property
+    def exp_terminal_failure(self) -> Event | None:
+        return next((e for e in self.exp_failures if not e.payload.get("retryable")), None)
 
 
 @dataclass
@@ -173,6 +194,9 @@ def fold_run(events: Iterable[Event]) -> RunLog | None:
         if not isinstance(index, int):
             continue
         rec = run.step(index)
+        if p.get("expiry"):
+            _fold_expiry(rec, event)
+            continue
         rollback = bool(p.get("rollback"))
         if event.type is EventType.ACTION_INTENDED:
             if rollback:
@@ -191,6 +215,15 @@ def fold_run(events: Iterable[Event]) -> RunLog | None:
     return run
 
 
+def _fold_expiry(rec: StepLog, event: Event) -> None:
+    if event.type is EventType.ACTION_INTENDED:
+        rec.exp_intended = rec.exp_intended or event
+    elif event.type is EventType.ACTION_APPLIED:
+        rec.exp_applied = rec.exp_applied or event
+    elif event.type is EventType.ACTION_FAILED:
+        rec.exp_failures.append(event)
+
+
 @dataclass(frozen=True)
 class Position:
     """Where a run stands: the step to work on, since when, and whether it has stopped."""
@@ -206,8 +239,11 @@ def approval_done_at(step: ApprovalStep, rec: StepLog, mode: str) -> float | Non
 
     Grants by anyone else are ignored even if some writer bypassed ``record_decision``; the
     policy grant only counts in ``auto`` mode, the demo approver's grant stands for the quorum.
+    The approvers are those persisted with the request (groups resolved then), so a config
+    change after the request neither adds nor removes anyone.
     """
-    allowed = set(step.approvers)
+    persisted = rec.requested.payload.get("approvers") if rec.requested is not None else None
+    allowed = set(persisted) if isinstance(persisted, list) else set(step.approvers)
     granters: set[str] = set()
     for grant in rec.grants:
         by = str(grant.payload.get("by", ""))

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gatewarden.errors import GatewayRejected, GatewayUnavailable, PlaybookError
 from gatewarden.gateways.actions import describe
-from gatewarden.models import Event, EventType, GatewayAction, Incident
+from gatewarden.gateways.router import Reconciling
+from gatewarden.models import ActionOutcome, Event, EventType, GatewayAction, Incident
 from gatewarden.protocols import GatewayAdmin, Store, Tick
 from gatewarden.remediate import guardrails
+from gatewarden.remediate.approvals import resolve_approvers
 from gatewarden.remediate.eventlog import EventLog
 from gatewarden.remediate.language import ActionStep, ApprovalStep, Playbook, VerifyStep
 from gatewarden.remediate.runlog import AUTO_POLICY, Keys, Position, RunLog
@@ -66,6 +69,8 @@ class StepExecutor:
         self.limits = limits
         self.breaker = breaker
         self.tick: Tick | None = None
+        #: ``group:NAME`` approver entries resolve to these members
+        self.approver_groups: Mapping[str, Sequence[str]] = {}
 
     # -- appending ---------------------------------------------------------------------------
 
@@ -104,12 +109,21 @@ class StepExecutor:
                 reason="auto mode: approved by playbook policy",
             )
         if rec.requested is None:
+            approvers = resolve_approvers(step.approvers, self.approver_groups)
+            if len(approvers) < step.quorum:
+                log.warning(
+                    "run %s step %d: %d approver(s) for a quorum of %d: it can only time out",
+                    run.run_id,
+                    index,
+                    len(approvers),
+                    step.quorum,
+                )
             return self.emit(
                 run,
                 EventType.APPROVAL_REQUESTED,
                 Keys.requested(run.run_id, index),
                 step=index,
-                approvers=list(step.approvers),
+                approvers=approvers,
                 quorum=step.quorum,
                 expires_at=self.now + step.timeout_s,
                 on_timeout=step.on_timeout,
@@ -145,7 +159,7 @@ class StepExecutor:
             # Committed before a crash or a transient failure: re-apply the persisted action
             # with the same idempotency key, never plan (or intend) it a second time.
             action = GatewayAction.model_validate(rec.intended.payload["action"])
-            return self._apply(run, index, action, key)
+            return self._apply(run, index, action, key, resumed=True)
         try:
             params = render_value(step.params, ctx.context)
         except PlaybookError as exc:
@@ -187,7 +201,8 @@ class StepExecutor:
         # Reading the gateway is harmless and makes the preview concrete; nothing is applied.
         try:
             plan = self.gateway.plan(action)
-            preview, inverse = plan.preview, plan.inverse
+            # The planned action is the concrete one (a failover's orders): what would be sent.
+            action, preview, inverse = plan.action, plan.preview, plan.inverse
         except (GatewayUnavailable, GatewayRejected) as exc:
             preview, inverse = f"{describe(action)} (could not plan: {exc})", None
         return self.emit(
@@ -230,12 +245,21 @@ class StepExecutor:
             return False
         return self.breaker.allow(self.now)
 
-    def _apply(self, run: RunLog, index: int, action: GatewayAction, key: str) -> bool:
+    def _apply(
+        self, run: RunLog, index: int, action: GatewayAction, key: str, *, resumed: bool = False
+    ) -> bool:
         failures = run.step(index).failures
         if not self.may_call(failures):
             return False
         try:
-            outcome = self.gateway.apply(action, key=key)
+            # The outcome of an earlier attempt was lost: if its effect is already in place,
+            # record it rather than calling again (LiteLLM has no idempotency keys).
+            if resumed and self.in_effect(action):
+                outcome = ActionOutcome(
+                    ok=True, detail=f"{describe(action)}: already in effect, not repeated"
+                )
+            else:
+                outcome = self.gateway.apply(action, key=key)
         except GatewayUnavailable as exc:
             self.breaker.failure(self.now)
             return self._transient(run, index, str(exc), len(failures))
@@ -251,6 +275,10 @@ class StepExecutor:
             step=index,
             outcome=outcome.model_dump(mode="json"),
         )
+
+    def in_effect(self, action: GatewayAction) -> bool:
+        """Whether the gateway already shows ``action``'s effect (adapters that can tell)."""
+        return isinstance(self.gateway, Reconciling) and self.gateway.satisfied(action)
 
     def _transient(self, run: RunLog, index: int, error: str, earlier: int) -> bool:
         attempt = earlier + 1

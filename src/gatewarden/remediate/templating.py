@@ -68,7 +68,23 @@ def iter_strings(value: Any) -> list[str]:
     return []
 
 
+class SecretRefs:
+    """``secrets`` as the engine's templates see it: ``{{ secrets.kong_token }}`` renders back
+    to itself. The action is persisted with the reference, never the value; the HTTP adapter
+    substitutes allow-listed secrets at call time (see :mod:`gatewarden.gateways.http_action`).
+    """
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return f"{{{{ secrets.{name} }}}}"
+
+    def __getitem__(self, name: str) -> str:
+        return self.__getattr__(name)
+
+
 def incident_context(incident: Incident, *, run_id: str, playbook: str) -> dict[str, Any]:
-    """What templates see: ``incident`` (id, kinds, scope, severity, title ...), ``run``."""
+    """What templates see: ``incident`` (id, kinds, scope, severity, title ...), ``run``, and
+    ``secrets`` references that stay unresolved until the HTTP adapter sends the request."""
     data = incident.model_dump(mode="json")
-    return {"incident": data, "run": {"id": run_id, "playbook": playbook}}
+    return {"incident": data, "run": {"id": run_id, "playbook": playbook}, "secrets": SecretRefs()}
