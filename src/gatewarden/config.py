@@ -75,8 +75,43 @@ class GatewayConfig(_Section):
 
 
 class StoreConfig(_Section):
-    backend: Literal["sqlite"] = "sqlite"
+    """``sqlite`` (embedded default, one daemon) or ``postgres`` (HA: several daemons)."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     path: Path = Path("var/gatewarden.db")
+    dsn: str | None = Field(
+        default=None,
+        description="postgresql://user@host:5432/db or 'host=... dbname=... user=...'; the "
+        "password comes from PGPASSWORD or ~/.pgpass, never from this file",
+    )
+    pg_schema: str = Field(default="gatewarden", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> StoreConfig:
+        if self.backend == "postgres":
+            if not self.dsn:
+                raise ValueError("backend postgres needs dsn: postgresql://user@host:port/db")
+            if "://" in self.dsn:
+                userinfo = self.dsn.split("://", 1)[1].split("/", 1)[0].split("@", 1)
+                has_password = len(userinfo) == 2 and ":" in userinfo[0]
+            else:
+                has_password = "password" in self.dsn.lower()
+            if has_password:
+                raise ValueError("no password in dsn: use PGPASSWORD or ~/.pgpass")
+        return self
+
+
+class HAConfig(_Section):
+    """Several daemons on one PostgreSQL store: one leads (lease + fencing token), the others
+    keep detecting and take over within two ticks when the leader stops renewing."""
+
+    enabled: bool = False
+    lease: str = "gatewarden.leader"
+    holder: str | None = Field(default=None, description="unique per replica; hostname:pid")
+    ttl_s: float | None = Field(default=None, gt=0, description="default 1.5 x tick_seconds")
+    margin_s: float | None = Field(
+        default=None, ge=0, description="refuse to act this close to lease expiry"
+    )
 
 
 class RemediateConfig(_Section):
@@ -126,6 +161,17 @@ class DaemonConfig(_Section):
     remediate: RemediateConfig = RemediateConfig()
     notify: NotifyConfig = NotifyConfig()
     web: WebConfig = WebConfig()
+    ha: HAConfig = HAConfig()
+
+    @model_validator(mode="after")
+    def _ha_needs_postgres(self) -> DaemonConfig:
+        if self.ha.enabled:
+            if self.store.backend != "postgres":
+                raise ValueError("ha.enabled needs store.backend: postgres (a shared store)")
+            ttl = self.ha.ttl_s
+            if ttl is not None and not self.tick_seconds < ttl < 2 * self.tick_seconds:
+                raise ValueError("ha.ttl_s must lie between one and two tick_seconds")
+        return self
 
     def resolved(self, base: Path) -> DaemonConfig:
         """Copy with every relative path made relative to ``base``."""

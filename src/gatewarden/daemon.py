@@ -7,7 +7,9 @@ gateway adapter differ.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +33,8 @@ from gatewarden.detect import DetectStage, load_detector_specs
 from gatewarden.errors import StoreError
 from gatewarden.gateways import LiteLLMAdmin
 from gatewarden.gateways.config import build_gateway as compose_gateway
+from gatewarden.ha.leader import FencedGateway, LeaderElector, ttl_for
+from gatewarden.ha.stages import LeaderOnly, LeaseStage, leader_only
 from gatewarden.httpserve import ThreadedServer
 from gatewarden.ingest import HttpRequestLogSource, JsonlTailSource, PrometheusScrapeSource
 from gatewarden.models import EventType
@@ -73,8 +77,23 @@ def build_gateway(config: DaemonConfig, env: Mapping[str, str]) -> GatewayAdmin:
     return compose_gateway(primary, g.http, env)
 
 
-def open_store(config: DaemonConfig) -> Store:
+def open_store(config: DaemonConfig, *, application_name: str = "gatewarden") -> Store:
+    if config.store.backend == "postgres" and config.store.dsn:
+        from gatewarden.store.postgres import PostgresStore  # optional dependency
+
+        return PostgresStore(
+            config.store.dsn, schema=config.store.pg_schema, application_name=application_name
+        )
     return SQLiteStore(config.store.path)
+
+
+def build_elector(config: DaemonConfig, store: Store, clock: Clock) -> LeaderElector:
+    ha = config.ha
+    holder = ha.holder or f"{socket.gethostname()}:{os.getpid()}"
+    ttl = ha.ttl_s or ttl_for(config.tick_seconds)
+    # Refuse to act when the lease would lapse before a gateway call could finish.
+    margin = ha.margin_s if ha.margin_s is not None else min(config.gateway.timeout_s, ttl / 2)
+    return LeaderElector(store, ha.lease, holder, ttl, clock, margin_s=margin)
 
 
 @dataclass
@@ -86,8 +105,17 @@ class Assembly:
     correlate: CorrelateStage
     notify: NotifyStage
     clock: Clock
+    elector: LeaderElector | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     overruns: int = 0
+
+    def _correlator(self) -> CorrelateStage:
+        """The live correlator (under HA it is rebuilt at each leadership term)."""
+        for stage in self.pipeline.stages:
+            inner = stage.inner if isinstance(stage, LeaderOnly) else stage
+            if isinstance(inner, CorrelateStage):
+                return inner
+        return self.correlate
 
     def status(self) -> StatusSnapshot:
         """A consistent picture of the daemon for /healthz, /readyz and /metrics."""
@@ -109,11 +137,12 @@ class Assembly:
             overruns=self.overruns,
             sources=tuple(self.pipeline.health.values()),
             detector_series=stats.series_last_tick,
-            open_incidents=self.correlate.open_count(),
+            open_incidents=self._correlator().open_count(),
             outbox_depth=outbox,
             action_failures=failures,
             store_ok=store_ok,
             store_error=store_error,
+            leader=self.elector.is_leader if self.elector is not None else True,
         )
 
     def close(self) -> None:
@@ -138,6 +167,10 @@ def build(
     store = store or open_store(config)
     history = SeriesHistory()
     gateway = gateway or build_gateway(config, env)
+    elector = build_elector(config, store, clock) if config.ha.enabled else None
+    if elector is not None:
+        # Every gateway call re-checks the fencing token: a deposed leader cannot act.
+        gateway = FencedGateway(gateway, elector)
     remediate = RemediateStage(
         playbooks,
         store,
@@ -150,18 +183,22 @@ def build(
         approver_groups=config.remediate.approver_groups,
     )
     correlate = CorrelateStage(store, config.correlate)
-    stages: list[Stage] = [
-        AggregateStage(),
-        DetectStage(specs, history=history),
-        correlate,
-        remediate,
-    ]
+    acting: list[Stage] = [remediate]
     if config.remediate.demo_auto_approve:
         log.warning("DEMO MODE: every approval is granted automatically by demo-auto-approver")
-        stages.append(DemoAutoApprover(store))
+        acting.append(DemoAutoApprover(store))
     notify = NotifyStage(store, build_notifiers(config.notify, env, stream), clock)
-    stages.append(notify)
-    stages.append(ReportStage(store, config.reports_dir, clock))
+    acting += [notify, ReportStage(store, config.reports_dir, clock)]
+    stages: list[Stage] = [AggregateStage(), DetectStage(specs, history=history)]
+    if elector is None:
+        stages += [correlate, *acting]
+    else:
+        # Standbys keep detecting (warm baselines); only the leader correlates and acts. The
+        # correlator is rebuilt each term because it loads open incidents when constructed.
+        led = LeaderOnly(
+            correlate, elector, rebuild=lambda: CorrelateStage(store, config.correlate)
+        )
+        stages = [LeaseStage(elector), *stages, led, *leader_only(elector, acting)]
     if sources is None:
         sources = build_sources(config, since=clock.now() - config.tick_seconds)
     pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds)
@@ -173,6 +210,7 @@ def build(
         correlate=correlate,
         notify=notify,
         clock=clock,
+        elector=elector,
     )
 
 
