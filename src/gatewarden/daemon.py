@@ -201,7 +201,7 @@ def build(
         stages = [LeaseStage(elector), *stages, led, *leader_only(elector, acting)]
     if sources is None:
         sources = build_sources(config, since=clock.now() - config.tick_seconds)
-    pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds)
+    pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds, checkpoints=store)
     return Assembly(
         pipeline=pipeline,
         store=store,

@@ -57,6 +57,15 @@ class Source(Protocol):
     def pull(self, until: float) -> Batch: ...
 
 
+@runtime_checkable
+class Checkpointed(Protocol):
+    """A source whose position survives a restart (the daemon stores it after each tick)."""
+
+    def checkpoint(self) -> str: ...
+
+    def restore(self, checkpoint: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class SeriesTick:
     """One tick of every series of one detector: a vector across series, a step in time.

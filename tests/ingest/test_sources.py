@@ -100,3 +100,29 @@ def test_scrape_source_counts_garbage_instead_of_failing() -> None:
     client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, text="{{{")))
     batch = PrometheusScrapeSource("http://gw/metrics", client=client).pull(1.0)
     assert batch.malformed == 1 and batch.samples == []
+
+
+def test_request_log_cursor_survives_a_restart() -> None:
+    from gatewarden.clock import VirtualClock
+    from gatewarden.pipeline import Pipeline
+    from gatewarden.store import SQLiteStore
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["since"])
+        return httpx.Response(200, text="")
+
+    def source() -> HttpRequestLogSource:
+        client = httpx.Client(base_url="http://gw", transport=httpx.MockTransport(handler))
+        return HttpRequestLogSource("http://gw", client=client, since=0.0, name="logs")
+
+    store = SQLiteStore(":memory:")
+    clock = VirtualClock(100.0)
+    first = Pipeline([source()], [], clock, tick_seconds=15, checkpoints=store)
+    first.tick(115.0)
+    first.tick(130.0)
+    # The daemon restarts much later: it resumes from the last completed tick's cursor.
+    second = Pipeline([source()], [], clock, tick_seconds=15, checkpoints=store)
+    second.tick(400.0)
+    assert asked == ["0.0", "115.0", "130.0"]

@@ -41,5 +41,12 @@ class HttpRequestLogSource:
         self.cursor = until
         return batch
 
+    def checkpoint(self) -> str:
+        """Where the next pull starts; stored after each completed tick."""
+        return repr(self.cursor)
+
+    def restore(self, checkpoint: str) -> None:
+        self.cursor = float(checkpoint)
+
     def close(self) -> None:
         self._client.close()

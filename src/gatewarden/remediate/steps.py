@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gatewarden.crashpoints import crashpoint
 from gatewarden.errors import GatewayRejected, GatewayUnavailable, PlaybookError
 from gatewarden.gateways.actions import describe
 from gatewarden.gateways.router import Reconciling
@@ -118,7 +119,7 @@ class StepExecutor:
                     len(approvers),
                     step.quorum,
                 )
-            return self.emit(
+            requested = self.emit(
                 run,
                 EventType.APPROVAL_REQUESTED,
                 Keys.requested(run.run_id, index),
@@ -128,6 +129,8 @@ class StepExecutor:
                 expires_at=self.now + step.timeout_s,
                 on_timeout=step.on_timeout,
             )
+            crashpoint("approval.after_request")  # waiting on a human, mid-approval
+            return requested
         escalated = [e for e in rec.expiries if e.payload.get("outcome") == "escalate"]
         if escalated:
             if self.now < escalated[0].ts + step.timeout_s:
@@ -195,6 +198,7 @@ class StepExecutor:
             idempotency_key=key,
             gateway=self.gateway.name,
         )
+        crashpoint("action.after_intent")  # intent stored, call not made
         return self._apply(self.log.run(run.run_id) or run, index, plan.action, key)
 
     def _dry_run(self, run: RunLog, index: int, action: GatewayAction) -> bool:
@@ -260,6 +264,7 @@ class StepExecutor:
                 )
             else:
                 outcome = self.gateway.apply(action, key=key)
+                crashpoint("action.after_apply")  # call made, outcome not stored
         except GatewayUnavailable as exc:
             self.breaker.failure(self.now)
             return self._transient(run, index, str(exc), len(failures))
