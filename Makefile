@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := $(wildcard src tests benchmarks)
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The console's browser test drives Debian's chromium (never a downloaded browser).
+browser:
+	bash tests/console/ensure_browser.sh
+
+unit: $(STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck unit

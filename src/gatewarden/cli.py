@@ -35,8 +35,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         clock = ScaledClock(c.start, c.speed, origin=c.origin)
         interval = config.tick_seconds / c.speed
         log.warning("simulated clock: %gx real time (never in production)", c.speed)
-    assembly = build(config, clock=clock, env=environ())
-    daemon = Daemon(assembly, interval_s=interval, web=config.web)
+    env = environ()
+    token = config.web.token.resolve(env, "web.token") if config.web.token else None
+    assembly = build(config, clock=clock, env=env)
+    daemon = Daemon(assembly, interval_s=interval, web=config.web, console_token=token)
     try:
         daemon.run()
     finally:
@@ -153,16 +155,18 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from gatewarden.daemon import open_store
-    from gatewarden.report import write_report
+    from gatewarden.report import write_reports
 
     config = _config(args)
     store = open_store(config)
+    formats = ["md", "html", "json"] if args.format == "all" else [args.format]
     try:
         out = Path(args.out) if args.out else config.reports_dir
-        path = write_report(store, args.incident_id, out, fmt=args.format, clock=SystemClock())
+        written = write_reports(store, args.incident_id, out, formats=formats, clock=SystemClock())
     finally:
         store.close()
-    print(path)
+    for path, _ in written:
+        print(path)
     return 0
 
 
@@ -321,7 +325,7 @@ def parser() -> argparse.ArgumentParser:
 
     rep = with_config(sub.add_parser("report", help="write an incident's timeline report"))
     rep.add_argument("incident_id")
-    rep.add_argument("--format", choices=["md"], default="md")
+    rep.add_argument("--format", choices=["md", "html", "json", "all"], default="md")
     rep.add_argument("--out", help="output directory (default: the config's reports_dir)")
     rep.set_defaults(func=cmd_report)
 

@@ -28,6 +28,7 @@ from gatewarden.config import (
     PrometheusSourceConfig,
     WebConfig,
 )
+from gatewarden.console import console_routes
 from gatewarden.correlate import CorrelateStage
 from gatewarden.detect import DetectStage, load_detector_specs
 from gatewarden.errors import StoreError
@@ -42,7 +43,7 @@ from gatewarden.notify import NotifyStage, build_notifiers
 from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import Clock, GatewayAdmin, Source, Stage, Store, Tick
 from gatewarden.remediate import DemoAutoApprover, RemediateStage, load_playbooks
-from gatewarden.report import ReportStage
+from gatewarden.report import ReportStage, SeriesRecorder
 from gatewarden.store import SQLiteStore
 from gatewarden.web import StatusSnapshot, create_app
 
@@ -183,7 +184,7 @@ def build(
         approver_groups=config.remediate.approver_groups,
     )
     correlate = CorrelateStage(store, config.correlate)
-    acting: list[Stage] = [remediate]
+    acting: list[Stage] = [SeriesRecorder(store, history), remediate]
     if config.remediate.demo_auto_approve:
         log.warning("DEMO MODE: every approval is granted automatically by demo-auto-approver")
         acting.append(DemoAutoApprover(store))
@@ -226,6 +227,7 @@ class Daemon:
         stop_when: Callable[[Tick], bool] | None = None,
         on_tick: Callable[[Tick], None] | None = None,
         web: WebConfig | None = None,
+        console_token: str | None = None,
     ) -> None:
         self.assembly = assembly
         self.interval_s = interval_s
@@ -235,6 +237,7 @@ class Daemon:
         self.scheduler.add_listener(self._overrun, EVENT_JOB_MAX_INSTANCES)
         self.stopped_by: str = ""
         self.web = web
+        self.console_token = console_token
         self.web_server: ThreadedServer | None = None
         self._last_overrun_log = float("-inf")
 
@@ -267,10 +270,15 @@ class Daemon:
     def start_web(self) -> str | None:
         if self.web is None or not self.web.enabled:
             return None
-        app = create_app(self.assembly.status)
+        console = console_routes(self.assembly.store, self.assembly.clock, self.console_token)
+        app = create_app(self.assembly.status, extra_routes=console)
         self.web_server = ThreadedServer(app, host=self.web.host, port=self.web.port, name="web")
         url = self.web_server.start()
         log.info("serving /healthz /readyz /metrics on %s", url)
+        if self.console_token:
+            log.info("incident console on %s/console/ (web.token required)", url)
+        else:
+            log.info("incident console off: set web.token to enable it")
         return url
 
     def run(self) -> None:

@@ -55,8 +55,10 @@ class CorrelateStage:
             bad.add(alert.fingerprint)
             state, transition = self.book.observe_bad(alert)
             if transition is Transition.FIRED:
+                # Route first so alert.fired carries the incident it joined (or opened).
+                routed = self._route(state, alert, tick.now)
                 events.append(self._event(tick.now, EventType.ALERT_FIRED, state, alert))
-                events.extend(self._route(state, alert, tick.now))
+                events.extend(routed)
             elif transition is Transition.UPDATED:
                 events.append(self._event(tick.now, EventType.ALERT_UPDATED, state, alert))
             elif self._silence_ended(state, tick.now) and state.last is not None:
