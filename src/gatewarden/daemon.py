@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,6 +237,7 @@ class Daemon:
         self.scheduler = BlockingScheduler()
         self.scheduler.add_listener(self._overrun, EVENT_JOB_MAX_INSTANCES)
         self.stopped_by: str = ""
+        self._tick_lock = threading.Lock()
         self.web = web
         self.console_token = console_token
         self.web_server: ThreadedServer | None = None
@@ -255,11 +257,15 @@ class Daemon:
             )
 
     def _tick(self) -> None:
-        tick = self.assembly.pipeline.tick()
-        if self.on_tick is not None:
-            self.on_tick(tick)
-        if self.stop_when is not None and self.stop_when(tick):
-            self.stop("finished")
+        # The lock lets run() wait for an in-flight tick before the store is closed.
+        with self._tick_lock:
+            if self.stopped_by:
+                return
+            tick = self.assembly.pipeline.tick()
+            if self.on_tick is not None:
+                self.on_tick(tick)
+            if self.stop_when is not None and self.stop_when(tick):
+                self.stop("finished")
 
     def stop(self, why: str) -> None:
         if not self.stopped_by:
@@ -299,6 +305,8 @@ class Daemon:
         try:
             self.start_web()
             self.scheduler.start()
+            with self._tick_lock:
+                pass  # a tick still running finishes before the caller closes the store
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
