@@ -192,6 +192,13 @@ class DaemonConfig(_Section):
                 else None,
             }
         )
+        notify = self.notify
+        slack = notify.slack
+        if slack is not None and slack.signing_secret_file is not None:
+            secret_file = fix(slack.signing_secret_file)
+            notify = notify.model_copy(
+                update={"slack": slack.model_copy(update={"signing_secret_file": secret_file})}
+            )
         web = self.web
         if web.token is not None:
             web = web.model_copy(update={"token": web.token.resolved(base)})
@@ -204,6 +211,7 @@ class DaemonConfig(_Section):
                 "reports_dir": fix(self.reports_dir),
                 "gateway": gateway,
                 "web": web,
+                "notify": notify,
             }
         )
 

@@ -40,7 +40,8 @@ from gatewarden.ha.stages import LeaderOnly, LeaseStage, leader_only
 from gatewarden.httpserve import ThreadedServer
 from gatewarden.ingest import HttpRequestLogSource, JsonlTailSource, PrometheusScrapeSource
 from gatewarden.models import EventType
-from gatewarden.notify import NotifyStage, build_notifiers
+from gatewarden.notify import NotifyStage, build_interactions, build_notifiers, slack_routes
+from gatewarden.notify.slack.interactions import SlackInteractions
 from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import Clock, GatewayAdmin, Source, Stage, Store, Tick
 from gatewarden.remediate import DemoAutoApprover, RemediateStage, load_playbooks
@@ -108,6 +109,7 @@ class Assembly:
     notify: NotifyStage
     clock: Clock
     elector: LeaderElector | None = None
+    interactions: SlackInteractions | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     overruns: int = 0
 
@@ -189,7 +191,14 @@ def build(
     if config.remediate.demo_auto_approve:
         log.warning("DEMO MODE: every approval is granted automatically by demo-auto-approver")
         acting.append(DemoAutoApprover(store))
-    notify = NotifyStage(store, build_notifiers(config.notify, env, stream), clock)
+    notify = NotifyStage(
+        store,
+        build_notifiers(config.notify, env, stream),
+        clock,
+        series=history,
+        tick_seconds=config.tick_seconds,
+        chart_ticks=config.notify.chart_ticks,
+    )
     acting += [notify, ReportStage(store, config.reports_dir, clock)]
     stages: list[Stage] = [AggregateStage(), DetectStage(specs, history=history)]
     if elector is None:
@@ -205,6 +214,7 @@ def build(
         sources = build_sources(config, since=clock.now() - config.tick_seconds)
     pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds, checkpoints=store)
     return Assembly(
+        interactions=build_interactions(config.notify, env, store, clock),
         pipeline=pipeline,
         store=store,
         history=history,
@@ -276,8 +286,11 @@ class Daemon:
     def start_web(self) -> str | None:
         if self.web is None or not self.web.enabled:
             return None
-        console = console_routes(self.assembly.store, self.assembly.clock, self.console_token)
-        app = create_app(self.assembly.status, extra_routes=console)
+        routes = console_routes(self.assembly.store, self.assembly.clock, self.console_token)
+        if self.assembly.interactions is not None:
+            # Slack's request signature is this route's authentication, not the web token.
+            routes += slack_routes(self.assembly.interactions)
+        app = create_app(self.assembly.status, extra_routes=routes)
         self.web_server = ThreadedServer(app, host=self.web.host, port=self.web.port, name="web")
         url = self.web_server.start()
         log.info("serving /healthz /readyz /metrics on %s", url)

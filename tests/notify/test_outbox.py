@@ -160,3 +160,87 @@ def test_console_closed_stream_is_rejected() -> None:
     with pytest.raises(NotifyRejected):
         ConsoleNotifier(stream).deliver(message)
     assert format_line(message).endswith("WARNING t")
+
+
+class Rewriter(Recorder):
+    """A recorder that can also rewrite what it delivered (like Slack's chat.update)."""
+
+    def __init__(self, name: str = "rw") -> None:
+        super().__init__(name)
+        self.rewrites: list[tuple[str, str]] = []
+
+    def update(self, ref: str, message: Message) -> Delivery:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.rewrites.append((ref, message.title))
+        return Delivery(ok=True, ref=ref)
+
+
+def test_rewrites_reach_only_updaters_in_order_and_need_their_target() -> None:
+    store, clock = SQLiteStore(":memory:"), VirtualClock(T0)
+    plain, rewriter = Recorder("plain"), Rewriter("rw")
+    NotifyStage(store, [plain, rewriter], clock).run(tick(clock, appended(store, lifecycle())))
+    assert len(plain.delivered) == len(rewriter.delivered) == 12
+    refs = {ref for ref, _ in rewriter.rewrites}
+    assert refs == {"rw:1", "rw:5"}  # the root and the approval gate, by their delivery refs
+    assert rewriter.rewrites[-1] == ("rw:1", "incident resolved: error_rate on provider=openai")
+    # A rejected root leaves nothing to rewrite: its rewrites are recorded as refused.
+    store, rewriter = SQLiteStore(":memory:"), Rewriter("rw")
+    rewriter.failures = [NotifyRejected("channel_not_found")]
+    NotifyStage(store, [rewriter], clock).run(tick(clock, appended(store, lifecycle()[:5])))
+    failed = types(store, EventType.NOTIFICATION_FAILED)
+    assert [f.payload["retryable"] for f in failed] == [False, False]
+    assert "never delivered" in failed[1].payload["error"] and rewriter.rewrites == []
+
+
+def test_events_appended_outside_a_tick_are_announced() -> None:
+    store, clock, rec = SQLiteStore(":memory:"), VirtualClock(T0), Recorder()
+    events = lifecycle()
+    stage = NotifyStage(store, [rec], clock)
+    stage.run(tick(clock, appended(store, events[:7])))  # up to the approval request
+    assert len(rec.delivered) == 5
+    store.append([events[7]])  # a decision from Slack or the CLI: in no tick's events
+    stage.run(tick(clock))
+    assert rec.delivered[-1][0] == f"msg:{events[7].key}"
+
+
+def test_a_store_from_before_the_cursor_is_not_announced_again() -> None:
+    store, clock, rec = SQLiteStore(":memory:"), VirtualClock(T0), Recorder()
+    NotifyStage(store, [rec], clock).run(tick(clock, appended(store, lifecycle()[:5])))
+    store.put_state("notify.intake.seq", "")  # as left by a version without the cursor
+    fresh = Recorder()
+    NotifyStage(store, [fresh], clock).run(tick(clock))
+    assert fresh.delivered == []
+    store.append(lifecycle()[5:7])
+    NotifyStage(store, [fresh], clock).run(tick(clock))
+    assert [m for m, _ in fresh.delivered] == ["msg:run-1:started", "msg:run-1:0:approval"]
+
+
+def test_an_unreadable_incident_still_gets_its_opening_message() -> None:
+    store, clock, rec = SQLiteStore(":memory:"), VirtualClock(T0), Recorder()
+    odd = Event(
+        ts=T0,
+        type=EventType.INCIDENT_OPENED,
+        incident_id="inc-odd",
+        payload={"kinds": ["cost"], "scope": {"team": "a"}, "severity": "apocalyptic"},
+    )
+    stage = NotifyStage(store, [rec], clock)
+    stage.run(tick(clock, appended(store, [odd])))
+    assert [m for m, _ in rec.delivered] == ["msg:incident:inc-odd"]
+    assert stage.intake.problems == {"unreadable_incident": 1}
+
+
+def test_no_rewrite_is_queued_for_a_notifier_that_never_had_the_target() -> None:
+    store, clock = SQLiteStore(":memory:"), VirtualClock(T0)
+    events = lifecycle()
+    NotifyStage(store, [Recorder("plain")], clock).run(tick(clock, appended(store, events[:7])))
+    late = Rewriter("rw")  # configured after the incident opened
+    NotifyStage(store, [Recorder("plain"), late], clock).run(
+        tick(clock, appended(store, [events[7]]))
+    )
+    assert [m for m, _ in late.delivered] == [f"msg:{events[7].key}"]
+    assert late.rewrites == [] and types(store, EventType.NOTIFICATION_FAILED) == []
+    queued = [q.payload for q in types(store, EventType.NOTIFICATION_QUEUED)]
+    assert not any(
+        q["notifier"] == "rw" and q["message"]["kind"] == "message.update" for q in queued
+    )

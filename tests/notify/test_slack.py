@@ -6,7 +6,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from slack_sdk import WebClient
 
@@ -15,15 +14,14 @@ from gatewarden.errors import ConfigError, NotifyRejected, NotifyRetryable
 from gatewarden.models import Event, EventType, Message, Severity
 from gatewarden.notify.config import NotifyConfig, SlackConfig, build_notifiers
 from gatewarden.notify.console import ConsoleNotifier
-from gatewarden.notify.messages import root_message_id
+from gatewarden.notify.messages import UPDATE_KIND, root_message_id
 from gatewarden.notify.outbox import NotifyStage
 from gatewarden.notify.slack import SlackNotifier, build_blocks
-from gatewarden.protocols import Tick
 from gatewarden.store.sqlite import SQLiteStore
+from tests.notify.blockkit import validate_blocks
 from tests.notify.factory import INCIDENT, RUN, T0, lifecycle
 from tests.notify.slack_standin import CHANNEL_ID, CHANNEL_NAME, SlackStandin
-
-TOKEN = "xoxb-PLANTED-SECRET-0123456789"
+from tests.notify.slackkit import TOKEN, tick
 
 
 @pytest.fixture
@@ -36,12 +34,18 @@ def notifier(standin: SlackStandin, token: str = TOKEN) -> SlackNotifier:
     return SlackNotifier(token, CHANNEL_NAME, base_url=standin.base_url)
 
 
-def tick(clock: VirtualClock, events: list[Event] | None = None) -> Tick:
-    return Tick(now=clock.now(), start=clock.now(), records=pd.DataFrame(), events=events or [])
-
-
 def of_type(store: SQLiteStore, type_: EventType) -> list[Event]:
     return store.events(types=[type_.value])
+
+
+def queued(store: SQLiteStore, *, updates: bool) -> list[str]:
+    """Queued message ids, in queue order: the posts, or the in-place rewrites."""
+    out = []
+    for q in of_type(store, EventType.NOTIFICATION_QUEUED):
+        message = q.payload["message"]
+        if (message["kind"] == UPDATE_KIND) is updates:
+            out.append(str(message["id"]))
+    return out
 
 
 def test_post_with_blocks_buttons_and_thread_replies(slack: SlackStandin) -> None:
@@ -55,8 +59,8 @@ def test_post_with_blocks_buttons_and_thread_replies(slack: SlackStandin) -> Non
     blocks = root.params["blocks"]
     assert blocks[0]["type"] == "header"
     assert blocks[0]["text"]["text"].startswith(":warning: WARNING incident opened: error_rate")
-    fields = next(b for b in blocks if b["type"] == "section" and "fields" in b)["fields"]
-    assert any(f["text"] == "*Observed*\n0.31" for f in fields)
+    fields = [f["text"] for b in blocks if b["type"] == "section" for f in b.get("fields", [])]
+    assert "*Observed*\n0.31" in fields and "*Baseline*\n0.01" in fields
     assert blocks[-1]["type"] == "context"
     root_ts = root.response["ts"]
     assert all(p.params["thread_ts"] == root_ts for p in posts[1:])
@@ -67,9 +71,10 @@ def test_post_with_blocks_buttons_and_thread_replies(slack: SlackStandin) -> Non
     approval = next(p for p in posts if p.params["text"].startswith("WARNING approval needed"))
     actions = next(b for b in approval.params["blocks"] if b["type"] == "actions")
     buttons = actions["elements"]
-    assert [b["action_id"] for b in buttons] == ["approve", "deny"]
-    assert [b["style"] for b in buttons] == ["primary", "danger"]
+    assert [b["action_id"] for b in buttons] == ["approve", "deny", "reason"]
+    assert [b.get("style") for b in buttons] == ["primary", "danger", None]
     assert all(json.loads(b["value"]) == {"run_id": RUN, "step": "0"} for b in buttons)
+    assert "confirm" in buttons[0] and "confirm" in buttons[1]
 
 
 def test_outage_then_recovery_delivers_everything_once_in_order(slack: SlackStandin) -> None:
@@ -81,9 +86,10 @@ def test_outage_then_recovery_delivers_everything_once_in_order(slack: SlackStan
     for _ in range(10):
         clock.advance(60)
         stage.run(tick(clock))
-    expected = [q.payload["message"]["id"] for q in of_type(store, EventType.NOTIFICATION_QUEUED)]
-    assert slack.posted_ids() == expected
+    assert slack.posted_ids() == queued(store, updates=False)
     assert len(set(slack.posted_ids())) == 12
+    rewrites = queued(store, updates=True)
+    assert len(rewrites) >= 2 and len(slack.ok_calls("chat.update")) == len(rewrites)
     failed = of_type(store, EventType.NOTIFICATION_FAILED)
     assert len(failed) == 4 and all(f.payload["retryable"] for f in failed)
     assert [f.payload["attempt"] for f in failed] == [1, 2, 3, 4]
@@ -160,12 +166,10 @@ def test_crash_between_post_and_record_does_not_double_post(
     reopened = SQLiteStore(path)  # the restarted daemon
     fresh = SlackNotifier(TOKEN, CHANNEL_ID, base_url=slack.base_url)
     NotifyStage(reopened, [fresh], clock).run(tick(clock))
-    assert slack.posted_ids() == [
-        q.payload["message"]["id"] for q in of_type(reopened, EventType.NOTIFICATION_QUEUED)
-    ]
+    assert slack.posted_ids() == queued(reopened, updates=False)
     delivered = of_type(reopened, EventType.NOTIFICATION_DELIVERED)
     assert delivered[0].payload["detail"] == "reconciled"
-    assert len(delivered) == 3
+    assert len(delivered) == 3 + len(queued(reopened, updates=True))
 
 
 def test_crash_with_a_notifier_that_cannot_reconcile_redelivers_once(tmp_path: Path) -> None:
@@ -213,10 +217,10 @@ def test_blocks_respect_slack_limits() -> None:
         fields={f"f{i}": "v" for i in range(20)},
     )
     blocks = build_blocks(message)
-    assert len(blocks) <= 50
+    assert validate_blocks(blocks) == []
     assert len(blocks[0]["text"]["text"]) <= 150
     assert len(blocks[1]["text"]["text"]) <= 3000 and "&lt;&amp;&gt;" in blocks[1]["text"]["text"]
-    assert len(blocks[2]["fields"]) == 10
+    assert [len(b["fields"]) for b in blocks[2:4]] == [10, 10]  # twenty fields, two sections
 
 
 def test_token_never_leaks(slack: SlackStandin, caplog: pytest.LogCaptureFixture) -> None:

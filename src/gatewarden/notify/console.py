@@ -10,6 +10,7 @@ from typing import TextIO
 
 from gatewarden.errors import NotifyRejected, NotifyRetryable
 from gatewarden.models import Delivery, Message
+from gatewarden.notify.messages import CHART_KIND, is_update
 
 #: Fields worth a mention on one line (the rest stay in Slack and the report).
 _EXTRA_FIELDS = ("Root cause", "Action", "Approvers", "Expires")
@@ -51,6 +52,10 @@ class ConsoleNotifier:
 
     def __repr__(self) -> str:
         return f"ConsoleNotifier(name={self.name!r})"
+
+    def wants(self, message: Message) -> bool:
+        """Charts and in-place rewrites mean nothing on a line-oriented stream."""
+        return message.kind != CHART_KIND and not is_update(message)
 
     def deliver(self, message: Message, *, thread_ref: str | None = None) -> Delivery:
         try:

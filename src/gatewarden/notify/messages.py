@@ -25,6 +25,42 @@ AlertLookup = Callable[[str], Mapping[str, Any] | None]
 APPROVE = "approve"
 DENY = "deny"
 
+#: ``Message.kind`` of a chart of the triggering series (posted in the incident thread).
+CHART_KIND = "incident.chart"
+#: ``Message.kind`` of an in-place rewrite: ``thread_of`` names the message to rewrite.
+UPDATE_KIND = "message.update"
+#: A field holding machine-readable JSON for renderers (routing labels, series, approval state).
+#: ``Message`` has no free-form slot, and fields starting with ``_`` are never shown to people.
+META_FIELD = "_meta"
+
+
+def meta_of(message: Message) -> dict[str, Any]:
+    """The message's machine-readable metadata ({} when it has none or it is unreadable)."""
+    raw = message.fields.get(META_FIELD)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def with_meta(message: Message, meta: Mapping[str, Any]) -> Message:
+    """A copy of ``message`` with ``meta`` merged into its metadata (redacted like every field)."""
+    merged = {**meta_of(message), **meta}
+    text = redact(json.dumps(merged, sort_keys=True, separators=(",", ":"), default=str))
+    return message.model_copy(update={"fields": {**message.fields, META_FIELD: text}})
+
+
+def visible_fields(message: Message) -> dict[str, str]:
+    """The fields meant for people (metadata fields left out)."""
+    return {k: v for k, v in message.fields.items() if not k.startswith("_")}
+
+
+def is_update(message: Message) -> bool:
+    return message.kind == UPDATE_KIND
+
 
 def root_message_id(incident_id: str) -> str:
     """Id of an incident's opening message: the thread every follow-up joins."""
@@ -234,7 +270,7 @@ def _follow_up(event: Event) -> Message | None:
             severity=sev,
         )
     if t is EventType.INCIDENT_ACKNOWLEDGED:
-        return _msg(event, f"acknowledged by {p.get('by', '?')}")
+        return _msg(event, f"acknowledged by {p.get('by', '?')}", text=str(p.get("reason", "")))
     if t is EventType.ALERT_GROUPED:
         title = f"alert joined: {p.get('kind', '?')} on {describe_scope(p.get('scope'))}"
         text = str(p.get("reason", ""))

@@ -24,19 +24,28 @@ Delivery semantics, per notifier:
   ``notification.failed {retryable: false}``: recorded, visible in the report, not retried.
 * **Bounded.** At most ``max_per_tick`` deliveries per notifier and ``budget_s`` wall seconds per
   flush, so a slow chat API cannot stall detection.
+* **Rewrites in place.** A message of kind ``message.update`` rewrites the message named by its
+  ``thread_of`` through the notifier's ``update`` (:class:`Updater`); it is queued only for
+  notifiers that have one and that queued the target, and it waits in line like any other
+  message, so rewrites land in event order and the last state wins. Rewriting is idempotent, so
+  an unknown outcome after a crash is simply rewritten again.
+* **Selective.** A notifier with a ``wants(message)`` method (:class:`Selective`) gets only the
+  messages it wants: the console skips charts and rewrites.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from gatewarden.errors import NotifyRejected, NotifyRetryable
 from gatewarden.models import Delivery, Event, EventType, Message
-from gatewarden.notify.messages import AlertLookup, build_message
+from gatewarden.notify.incident import SeriesSource
+from gatewarden.notify.intake import Intake
+from gatewarden.notify.messages import is_update
 from gatewarden.notify.redact import redact
 from gatewarden.protocols import Clock, Notifier, Store, Tick
 
@@ -65,6 +74,20 @@ class Reconciler(Protocol):
     """A notifier that can tell whether a message already landed (used only after a crash)."""
 
     def find(self, message: Message, *, thread_ref: str | None = None) -> Delivery | None: ...
+
+
+@runtime_checkable
+class Updater(Protocol):
+    """A notifier that can rewrite a message it delivered (``ref`` is that delivery's ref)."""
+
+    def update(self, ref: str, message: Message) -> Delivery: ...
+
+
+@runtime_checkable
+class Selective(Protocol):
+    """A notifier that takes only some messages (e.g. no charts on a console)."""
+
+    def wants(self, message: Message) -> bool: ...
 
 
 @dataclass
@@ -102,6 +125,9 @@ class NotifyStage:
         max_backoff_s: float = 600.0,
         max_per_tick: int = 20,
         budget_s: float = 5.0,
+        series: SeriesSource | None = None,
+        tick_seconds: float = 15.0,
+        chart_ticks: int = 60,
     ) -> None:
         names = [n.name for n in notifiers]
         if len(set(names)) != len(names):
@@ -116,57 +142,58 @@ class NotifyStage:
         self.max_backoff_s = max_backoff_s
         self.max_per_tick = max_per_tick
         self.budget_s = budget_s
+        self.intake = Intake(
+            store, series=series, tick_seconds=tick_seconds, chart_ticks=chart_ticks
+        )
 
     # -- stage ------------------------------------------------------------------------------
     def run(self, tick: Tick) -> None:
-        appended = self.enqueue(tick.events)
+        batch = self.intake.collect(tick.events, first_cursor=self._first_cursor)
+        appended = self.enqueue(batch)
+        self.intake.commit(batch)
         appended.extend(self.flush())
         tick.events.extend(appended)
 
+    def _first_cursor(self) -> int:
+        # Only consulted when no intake cursor was ever saved: whatever a notify stage already
+        # queued is history, and announcing it again would post old charts into old threads.
+        _, max_seq = self._load()
+        return max_seq
+
     # -- enqueue ----------------------------------------------------------------------------
     def enqueue(self, events: Iterable[Event]) -> list[Event]:
-        """Append ``notification.queued`` for every event that deserves a message."""
-        batch = list(events)
-        lookup = self._alert_lookup(batch)
+        """Append ``notification.queued`` for every message these events deserve."""
         now = self._clock.now()
+        messages = self.intake.messages(list(events), now=now)
         queued: list[Event] = []
-        for event in batch:
-            message = build_message(event, alert_lookup=lookup)
-            if message is None:
-                continue
+        keys: set[str] = set()
+        for message in messages:
             dump = message.model_dump(mode="json")
-            for name in self._notifiers:
+            for name, notifier in self._notifiers.items():
+                if not self._takes(notifier, message, keys):
+                    continue
+                key = outbox_key(message.id, name)
+                keys.add(key)
                 queued.append(
                     Event(
                         ts=now,
                         type=_QUEUED,
                         incident_id=message.incident_id,
-                        key=outbox_key(message.id, name),
+                        key=key,
                         payload={"message": dump, "notifier": name},
                     )
                 )
         return self._store.append(queued) if queued else []
 
-    def _alert_lookup(self, batch: list[Event]) -> AlertLookup:
-        # The root-cause alert usually fired in the same tick as the incident opened; fall back
-        # to the incident's stored alert events (they carry incident_id) when it did not.
-        opened = {e.incident_id for e in batch if e.type is EventType.INCIDENT_OPENED}
-
-        def lookup(fingerprint: str) -> Mapping[str, Any] | None:
-            for event in reversed(batch):
-                fired = event.type is EventType.ALERT_FIRED
-                if fired and event.payload.get("fingerprint") == fingerprint:
-                    return event.payload
-            for incident_id in sorted(i for i in opened if i is not None):
-                stored = self._store.events(
-                    incident_id=incident_id, types=[EventType.ALERT_FIRED.value]
-                )
-                for event in reversed(stored):
-                    if event.payload.get("fingerprint") == fingerprint:
-                        return event.payload
-            return None
-
-        return lookup
+    def _takes(self, notifier: Notifier, message: Message, queued: set[str]) -> bool:
+        if isinstance(notifier, Selective) and not notifier.wants(message):
+            return False
+        if not is_update(message):
+            return True
+        if not isinstance(notifier, Updater) or message.thread_of is None:
+            return False
+        target = outbox_key(message.thread_of, notifier.name)
+        return target in queued or self._store.event_by_key(target) is not None
 
     # -- pending state ----------------------------------------------------------------------
     def pending(self) -> list[PendingItem]:
@@ -240,7 +267,9 @@ class NotifyStage:
         inflight = _inflight_state(notifier.name)
         delivery: Delivery | None = None
         try:
-            if self._store.get_state(inflight) == item.key and isinstance(notifier, Reconciler):
+            if is_update(item.message):
+                delivery = self._rewrite(notifier, item.message, thread_ref)
+            elif self._store.get_state(inflight) == item.key and isinstance(notifier, Reconciler):
                 delivery = self._reconcile(notifier, item, thread_ref)
             if delivery is None:
                 self._store.put_state(inflight, item.key)
@@ -262,6 +291,15 @@ class NotifyStage:
                 event = self._failed(item, delivery.detail or "notifier refused", retryable=False)
         self._store.put_state(inflight, "")
         return event
+
+    @staticmethod
+    def _rewrite(notifier: Notifier, message: Message, ref: str | None) -> Delivery:
+        if ref is None:
+            # The target was rejected (or never delivered): nothing to rewrite, ever.
+            raise NotifyRejected(f"cannot rewrite {message.thread_of}: it was never delivered")
+        if not isinstance(notifier, Updater):
+            raise NotifyRejected(f"{notifier.name} cannot rewrite messages")
+        return notifier.update(ref, message)
 
     @staticmethod
     def _reconcile(

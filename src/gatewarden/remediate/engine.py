@@ -89,7 +89,8 @@ class RemediateStage:
             gateway.name, threshold=breaker_threshold, reset_s=breaker_reset_s
         )
         self._exec = StepExecutor(self._log, store, gateway, metrics, limits, breaker)
-        self._exec.approver_groups = {k: list(v) for k, v in (approver_groups or {}).items()}
+        # Kept live, not copied: a Slack user-group mapping resolves members when asked.
+        self._exec.approver_groups = approver_groups if approver_groups is not None else {}
         self._warned: set[str] = set()
 
     # -- Stage -------------------------------------------------------------------------------

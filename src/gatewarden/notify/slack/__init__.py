@@ -1,0 +1,31 @@
+"""Slack: Block Kit incident threads, charts, signed approve/deny/snooze interactions."""
+
+from gatewarden.notify.slack.api import DEFAULT_BASE_URL, map_api_error
+from gatewarden.notify.slack.blocks import RenderOptions, build_blocks, fallback_text
+from gatewarden.notify.slack.directory import ApproverDirectory, SlackGroupMap
+from gatewarden.notify.slack.interactions import Outcome, SlackInteractions, slack_routes
+from gatewarden.notify.slack.notifier import METADATA_EVENT, SlackNotifier, split_ref
+from gatewarden.notify.slack.routing import Router, RouteRule
+from gatewarden.notify.slack.signing import ReplayGuard, RequestVerifier
+from gatewarden.notify.slack.snooze import snooze_incident
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "METADATA_EVENT",
+    "ApproverDirectory",
+    "Outcome",
+    "RenderOptions",
+    "ReplayGuard",
+    "RequestVerifier",
+    "RouteRule",
+    "Router",
+    "SlackGroupMap",
+    "SlackInteractions",
+    "SlackNotifier",
+    "build_blocks",
+    "fallback_text",
+    "map_api_error",
+    "slack_routes",
+    "snooze_incident",
+    "split_ref",
+]
