@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := $(wildcard src tests benchmarks)
 
-.PHONY: demo test lint typecheck unit bench clean browser
+.PHONY: demo test lint typecheck unit bench clean browser litellm-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ typecheck: $(STAMP)
 browser:
 	bash tests/console/ensure_browser.sh
 
-unit: $(STAMP) browser
+# The real LiteLLM proxy (pinned) lives in its own cached venv; the integration tests use it.
+litellm-venv: $(STAMP)
+	$(BIN)/python tests/litellm/ensure_venv.py
+
+unit: $(STAMP) browser litellm-venv
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -16,8 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gatewarden.correlate.config import CorrelateConfig
 from gatewarden.gateways.config import HttpActionSettings, LiteLLMConfigFileSettings, SecretSource
+from gatewarden.ingest.promql import PromQLQuery
 from gatewarden.notify.config import NotifyConfig
 from gatewarden.yamlconfig import load_model
+
+#: Where a secret lives: an environment variable or a file (e.g. a mounted k8s secret).
+SecretRef = SecretSource
 
 
 class _Section(BaseModel):
@@ -34,10 +38,50 @@ class HttpRequestLogSourceConfig(_Section):
 
 
 class PrometheusSourceConfig(_Section):
+    """A gateway's /metrics; LiteLLM's counters and histograms become per-tick frame values."""
+
     type: Literal["prometheus"]
     name: str = "metrics"
     url: str = Field(description="full URL of the gateway's /metrics")
-    timeout_s: float = Field(default=5.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    bearer_token: SecretRef | None = None
+    raw: bool = Field(default=False, description="raw samples only, no LiteLLM mapping")
+
+
+class OtlpSourceConfig(_Section):
+    """An OTLP/HTTP trace receiver (POST /v1/traces) mapping GenAI spans to request records."""
+
+    type: Literal["otlp"]
+    name: str = "otlp"
+    host: str = "127.0.0.1"
+    port: int = Field(default=4318, ge=0, le=65535)
+    max_buffer: int = Field(default=200_000, ge=1)
+    max_body_mb: float = Field(default=16, gt=0)
+
+
+class LiteLLMSpendLogSourceConfig(_Section):
+    """LiteLLM's spend logs (/spend/logs/v2; the proxy needs its database)."""
+
+    type: Literal["litellm_spend_logs"]
+    name: str = "litellm_spend"
+    url: str
+    master_key: SecretRef = SecretRef(env="GATEWARDEN_GATEWAY_MASTER_KEY")
+    path: str = "/spend/logs/v2"
+    lookback_s: float = Field(default=120, ge=0)
+    timeout_s: float = Field(default=10, gt=0)
+
+
+class PromQLSourceConfig(_Section):
+    """Prometheus' HTTP API, for gateways that are already scraped."""
+
+    type: Literal["promql"]
+    name: str = "promql"
+    url: str
+    step_s: float = Field(default=15, gt=0)
+    lookback_s: float = Field(default=300, gt=0)
+    bearer_token: SecretRef | None = None
+    timeout_s: float = Field(default=10, gt=0)
+    queries: list[PromQLQuery] = Field(min_length=1)
 
 
 class JsonlSourceConfig(_Section):
@@ -47,13 +91,14 @@ class JsonlSourceConfig(_Section):
 
 
 SourceConfig = Annotated[
-    HttpRequestLogSourceConfig | PrometheusSourceConfig | JsonlSourceConfig,
+    HttpRequestLogSourceConfig
+    | PrometheusSourceConfig
+    | JsonlSourceConfig
+    | OtlpSourceConfig
+    | LiteLLMSpendLogSourceConfig
+    | PromQLSourceConfig,
     Field(discriminator="type"),
 ]
-
-
-#: Where a secret lives: an environment variable or a file (e.g. a mounted k8s secret).
-SecretRef = SecretSource
 
 
 class GatewayConfig(_Section):

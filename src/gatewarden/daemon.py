@@ -26,7 +26,11 @@ from gatewarden.config import (
     DaemonConfig,
     HttpRequestLogSourceConfig,
     JsonlSourceConfig,
+    LiteLLMSpendLogSourceConfig,
+    OtlpSourceConfig,
     PrometheusSourceConfig,
+    PromQLSourceConfig,
+    SecretRef,
     WebConfig,
 )
 from gatewarden.console import console_routes
@@ -39,6 +43,11 @@ from gatewarden.ha.leader import FencedGateway, LeaderElector, ttl_for
 from gatewarden.ha.stages import LeaderOnly, LeaseStage, leader_only
 from gatewarden.httpserve import ThreadedServer
 from gatewarden.ingest import HttpRequestLogSource, JsonlTailSource, PrometheusScrapeSource
+from gatewarden.ingest.litellm_metrics import LITELLM
+from gatewarden.ingest.litellm_spend import LiteLLMSpendLogSource
+from gatewarden.ingest.otlp_server import OtlpReceiver
+from gatewarden.ingest.promql import PromQLSource
+from gatewarden.ingest.sample_frames import SampleFramesStage
 from gatewarden.models import EventType
 from gatewarden.notify import NotifyStage, build_interactions, build_notifiers, slack_routes
 from gatewarden.notify.slack.interactions import SlackInteractions
@@ -52,7 +61,18 @@ from gatewarden.web import StatusSnapshot, create_app
 log = logging.getLogger(__name__)
 
 
-def build_sources(config: DaemonConfig, *, since: float) -> list[Source]:
+def _bearer(token: SecretRef | None, env: Mapping[str, str], what: str) -> dict[str, str] | None:
+    return {"Authorization": f"Bearer {token.resolve(env, what)}"} if token else None
+
+
+def build_sources(
+    config: DaemonConfig,
+    *,
+    since: float,
+    env: Mapping[str, str],
+    clock: Clock,
+    closers: list[Callable[[], None]],
+) -> list[Source]:
     sources: list[Source] = []
     for sc in config.sources:
         if isinstance(sc, HttpRequestLogSourceConfig):
@@ -62,9 +82,53 @@ def build_sources(config: DaemonConfig, *, since: float) -> list[Source]:
                 )
             )
         elif isinstance(sc, PrometheusSourceConfig):
-            sources.append(PrometheusScrapeSource(sc.url, timeout=sc.timeout_s, name=sc.name))
+            sources.append(
+                PrometheusScrapeSource(
+                    sc.url,
+                    timeout=sc.timeout_s,
+                    name=sc.name,
+                    metric_map=None if sc.raw else LITELLM,
+                    headers=_bearer(sc.bearer_token, env, f"sources.{sc.name}.bearer_token"),
+                )
+            )
         elif isinstance(sc, JsonlSourceConfig):
             sources.append(JsonlTailSource(sc.path, name=sc.name))
+        elif isinstance(sc, OtlpSourceConfig):
+            receiver = OtlpReceiver(
+                name=sc.name,
+                max_buffer=sc.max_buffer,
+                max_body=int(sc.max_body_mb * 2**20),
+                clock=clock,
+            )
+            log.info("OTLP receiver on %s/v1/traces", receiver.serve(sc.host, sc.port))
+            closers.append(receiver.close)
+            sources.append(receiver)
+        elif isinstance(sc, LiteLLMSpendLogSourceConfig):
+            key = sc.master_key.resolve(env, f"sources.{sc.name}.master_key")
+            sources.append(
+                LiteLLMSpendLogSource(
+                    sc.url,
+                    key,
+                    path=sc.path,
+                    since=since,
+                    lookback_s=sc.lookback_s,
+                    timeout=sc.timeout_s,
+                    name=sc.name,
+                )
+            )
+        elif isinstance(sc, PromQLSourceConfig):
+            sources.append(
+                PromQLSource(
+                    sc.url,
+                    sc.queries,
+                    step=sc.step_s,
+                    lookback=sc.lookback_s,
+                    since=since,
+                    headers=_bearer(sc.bearer_token, env, f"sources.{sc.name}.bearer_token"),
+                    timeout=sc.timeout_s,
+                    name=sc.name,
+                )
+            )
     return sources
 
 
@@ -200,7 +264,12 @@ def build(
         chart_ticks=config.notify.chart_ticks,
     )
     acting += [notify, ReportStage(store, config.reports_dir, clock)]
-    stages: list[Stage] = [AggregateStage(), DetectStage(specs, history=history)]
+    # Frame values from scrapes (e.g. LiteLLM's TTFT histogram) fill what records lack.
+    stages: list[Stage] = [
+        AggregateStage(),
+        SampleFramesStage(),
+        DetectStage(specs, history=history),
+    ]
     if elector is None:
         stages += [correlate, *acting]
     else:
@@ -210,8 +279,11 @@ def build(
             correlate, elector, rebuild=lambda: CorrelateStage(store, config.correlate)
         )
         stages = [LeaseStage(elector), *stages, led, *leader_only(elector, acting)]
+    closers: list[Callable[[], None]] = []
     if sources is None:
-        sources = build_sources(config, since=clock.now() - config.tick_seconds)
+        sources = build_sources(
+            config, since=clock.now() - config.tick_seconds, env=env, clock=clock, closers=closers
+        )
     pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds, checkpoints=store)
     return Assembly(
         interactions=build_interactions(config.notify, env, store, clock),
@@ -223,6 +295,7 @@ def build(
         notify=notify,
         clock=clock,
         elector=elector,
+        closers=closers,
     )
 
 

@@ -7,7 +7,8 @@ catch the whole family without a bare ``except Exception``::
     ├── ConfigError            a config, detector or playbook file is invalid (file/line/field)
     ├── InputError             one unit of external input is malformed (log line, scrape, payload)
     │   ├── RecordError        a request-log line does not satisfy the request-log contract
-    │   └── ScrapeError        a metrics exposition cannot be parsed
+    │   ├── ScrapeError        a metrics exposition cannot be parsed
+    │   └── OtlpPayloadError   an OTLP export cannot be decoded (gatewarden.ingest.otlp)
     ├── SourceError            a source could not be pulled (unreachable, timeout, HTTP error)
     ├── StoreError             the event store failed (I/O, schema version, constraint)
     │   └── LeaseLostError     this replica no longer holds the leadership lease (fencing)
