@@ -5,13 +5,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := $(wildcard src tests benchmarks)
 
-.PHONY: demo test lint typecheck unit bench clean browser litellm-venv
+.PHONY: demo test lint typecheck unit bench clean browser litellm-venv lock
 
-$(STAMP): pyproject.toml
+# requirements.lock pins every dependency (pip constraints), so a fresh machine installs
+# exactly what main was tested with.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,postgres]'
 	touch $(STAMP)
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	(echo "# Pinned versions of every package 'make' installs (pip constraints). Refresh: make lock"; \
+	 $(BIN)/python -m pip freeze --exclude-editable | grep -v '^gatewarden' | sort -f) > requirements.lock
 
 demo: $(STAMP)
 	$(BIN)/gatewarden demo
