@@ -18,6 +18,7 @@ from gatewarden.aggregate import PROVIDER_LEVELS, AggregateStage, SeriesHistory,
 from gatewarden.clock import VirtualClock
 from gatewarden.correlate import CorrelateStage
 from gatewarden.detect import DetectStage, load_detector_specs
+from gatewarden.detect.spec import DetectorSpec
 from gatewarden.ingest.request_log import records_frame
 from gatewarden.models import EventType, Incident, IncidentStatus
 from gatewarden.pipeline import Pipeline
@@ -162,6 +163,34 @@ class Replay:
     scenario: Scenario
 
 
+#: A TTFT and a traffic spec from the committed building blocks, so this test exercises reports
+#: of several incident kinds whatever the shipped detectors/ holds.
+EXTRA_SPECS = """
+- name: model-ttft
+  kind: ttft
+  level: model
+  metric: ttft_p95
+  algorithm: robust_ewma
+  params: {alpha: 0.1, warmup: 8, rel_floor: 0.2}
+  filter: {threshold: 6, min_volume: 10}
+  severity: warning
+- name: key-traffic
+  kind: traffic
+  level: api_key
+  metric: requests
+  algorithm: robust_ewma
+  params: {alpha: 0.1, warmup: 8, rel_floor: 0.3, abs_floor: 2}
+  filter: {threshold: 8, min_value: 20}
+  severity: warning
+"""
+
+
+def _multi_kind_specs(directory: Path) -> list[DetectorSpec]:
+    (directory / "error-rate.yaml").write_text((REPO / "detectors" / "error-rate.yaml").read_text())
+    (directory / "extra.yaml").write_text(EXTRA_SPECS)
+    return load_detector_specs(directory)
+
+
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory) -> Replay:
     scenario = Scenario(
@@ -184,7 +213,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Replay:
         [source],
         [
             AggregateStage(),
-            DetectStage(load_detector_specs(REPO / "detectors"), history=history),
+            DetectStage(_multi_kind_specs(tmp_path_factory.mktemp("detectors")), history=history),
             CorrelateStage(store),
             SeriesRecorder(store, history),
             ReportStage(store, tmp_path_factory.mktemp("reports"), clock),
