@@ -175,3 +175,23 @@ def test_many_rows_vectorised() -> None:
     assert frames["provider"]["errors"].sum() == int((provider_rows["status"] >= 500).sum())
     assert frames["api_key"]["requests"].sum() == n
     assert frames["workflow"].empty
+
+
+def test_per_call_share_and_sample_metrics(frames: dict[str, pd.DataFrame]) -> None:
+    openai = frames["provider"].loc["provider=openai"]
+    # successful primary calls: r1, r2, r8 (r3/r4 failed); fallbacks and rejections never count
+    assert openai["ok_calls"] == 3
+    assert openai["ok_cost"] == pytest.approx(0.03)
+    assert openai["ok_output_tokens"] == 60
+    assert openai["cost_per_call"] == pytest.approx(0.01)
+    assert openai["output_per_call"] == pytest.approx(20.0)
+    assert openai["cost_p50"] == pytest.approx(0.01)  # median successful primary call
+    assert openai["ttft_samples"] == 2
+    # share of every record of the window, gateway rejections included in the total
+    assert openai["share"] == pytest.approx(5 / 8)
+    assert frames["global"].loc["", "share"] == pytest.approx(1.0)
+    anthropic = frames["provider"].loc["provider=anthropic"]
+    assert anthropic["ok_calls"] == 0  # its only call was a fallback
+    assert math.isnan(anthropic["cost_per_call"])
+    assert math.isnan(anthropic["cost_p50"])
+    assert frames["api_key"]["share"].sum() == pytest.approx(1.0)
