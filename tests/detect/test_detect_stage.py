@@ -162,3 +162,176 @@ def test_nan_values_do_not_break_the_stage() -> None:
     stage.run(tick)
     assert np.isnan(tick.frames["provider"]["ttft_p95"]).all()
     assert tick.alerts == [] and tick.clear == set()
+
+
+def test_alerts_carry_sample_request_ids(specs: list[DetectorSpec]) -> None:
+    stage = DetectStage(specs, history=None)
+    for t in range(10):
+        stage.run(make_tick(t, {"openai": 0.01}))
+    tick = make_tick(10, {"openai": 0.40})
+    stage.run(tick)
+    alert = next(a for a in tick.alerts if a.detector == "provider-error-rate")
+    assert len(alert.evidence.sample_ids) == 3
+    failed = set(tick.records.loc[tick.records["status"] == 503, "request_id"])
+    assert set(alert.evidence.sample_ids) <= failed
+
+
+ACCUMULATING = """\
+- name: ttft
+  kind: ttft
+  level: model
+  metric: ttft_p50
+  volume: ttft_samples
+  algorithm: robust_ewma
+  transform: log
+  params: {alpha: 0.1, warmup: 5, rel_floor: 0.0, abs_floor: 0.05}
+  cusum: {k: 1.0, cap: 4.0, hold: 6.0, s_max: 20.0}
+  rollup: {min_series: 2}
+  filter: {threshold: 17, min_volume: 5}
+"""
+
+
+def ttft_tick(t: int, slow: dict[str, float]) -> Tick:
+    rows = [
+        RequestRecord(
+            ts=t * TICK_S + 1,
+            request_id=f"{t}-{model}-{i}",
+            api_key="k",
+            provider="openai",
+            model=model,
+            requested_model=model,
+            status=200,
+            latency_ms=900.0,
+            ttft_ms=(300.0 + 7 * i) * slow.get(model, 1.0),
+            input_tokens=1,
+            output_tokens=1,
+            cost_usd=0.001,
+        )
+        for model in ("gpt-a", "gpt-b", "gpt-c")
+        for i in range(20)
+    ]
+    tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
+    AggregateStage().run(tick)
+    return tick
+
+
+def test_accumulated_evidence_window_and_provider_rollup() -> None:
+    stage = DetectStage(parse_detector_specs(ACCUMULATING), history=None)
+    for t in range(10):
+        stage.run(ttft_tick(t, {}))
+    fired: list[Tick] = []
+    for t in range(10, 20):
+        tick = ttft_tick(t, {"gpt-a": 2.0, "gpt-b": 2.0})
+        stage.run(tick)
+        fired.append(tick)
+    first = next(tick for tick in fired if tick.alerts)
+    assert first.alerts[0].scope == {"provider": "openai"}, "parent first"
+    assert {tuple(sorted(a.scope.items())) for a in first.alerts[1:]} == {
+        (("model", "gpt-a"), ("provider", "openai")),
+        (("model", "gpt-b"), ("provider", "openai")),
+    }
+    parent = first.alerts[0]
+    assert "2 series of {'provider': 'openai'} at once" in parent.evidence.detail
+    assert parent.evidence.window_s >= 6 * TICK_S, "six ticks of accumulated evidence"
+    healthy = fingerprint("ttft", {"provider": "openai", "model": "gpt-c"})
+    assert healthy in first.clear
+    calm = ttft_tick(30, {})
+    for t in range(20, 60):
+        calm = ttft_tick(t, {})
+        stage.run(calm)
+    assert calm.alerts == []
+    assert fingerprint("ttft", {"provider": "openai"}) in calm.clear
+
+
+PRICES = """\
+- name: model-price
+  kind: cost
+  level: model
+  metric: cost
+  algorithm: price_index
+  params: {warmup: 3}
+  filter: {threshold: 3, min_volume: 5}
+- name: workflow-cost
+  kind: cost
+  level: workflow
+  metric: cost_per_request
+  algorithm: robust_ewma
+  transform: log
+  params: {warmup: 3, rel_floor: 0.0, abs_floor: 0.1}
+  filter: {threshold: 3, min_volume: 5}
+"""
+
+
+def cost_tick(t: int, price: float) -> Tick:
+    rows = [
+        RequestRecord(
+            ts=t * TICK_S + 1,
+            request_id=f"{t}-{i}",
+            api_key="k",
+            workflow="chat",
+            provider="openai",
+            model="gpt-4o" if i % 2 else "gpt-4o-mini",
+            requested_model="gpt-4o",
+            status=200,
+            latency_ms=900.0,
+            input_tokens=1000 + 10 * i + t,
+            output_tokens=200 + 3 * i,
+            cost_usd=(1000 + 10 * i + t) * 2.5e-6 * (price if i % 2 else 0.06)
+            + (200 + 3 * i) * 1e-5 * (price if i % 2 else 0.06),
+        )
+        for i in range(20)
+    ]
+    tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
+    AggregateStage().run(tick)
+    return tick
+
+
+def test_cost_alerts_name_the_model_whose_price_changed() -> None:
+    stage = DetectStage(parse_detector_specs(PRICES), history=None)
+    for t in range(10):
+        stage.run(cost_tick(t, 1.0))
+    tick = cost_tick(10, 2.0)
+    stage.run(tick)
+    by_detector = {a.detector: a for a in tick.alerts}
+    assert by_detector["model-price"].scope == {"provider": "openai", "model": "gpt-4o"}
+    assert by_detector["model-price"].evidence.observed / by_detector[
+        "model-price"
+    ].evidence.expected == pytest.approx(2.0, rel=0.01)
+    detail = by_detector["workflow-cost"].evidence.detail
+    assert "driven by gpt-4o price x2.00" in detail
+
+
+def test_session_level_frames_come_from_the_records() -> None:
+    [spec] = parse_detector_specs(
+        "name: loop\nkind: agent_loop\nlevel: session\nmetric: repeat_score\n"
+        "algorithm: static\nfilter: {threshold: 4, min_volume: 1}\n"
+    )
+    stage = DetectStage([spec], history=None)
+    rows = [
+        RequestRecord(
+            ts=1.0 + i,
+            request_id=f"r{i}",
+            session_id="s1",
+            api_key="k",
+            workflow="agent",
+            provider="openai",
+            model="m",
+            requested_model="m",
+            status=200,
+            latency_ms=10.0,
+            input_tokens=1,
+            output_tokens=1,
+            cost_usd=0.001,
+            prompt_hash="same",
+            tool="search",
+        )
+        for i in range(6)
+    ]
+    tick = Tick(now=15.0, start=0.0, records=records_frame(rows))
+    AggregateStage().run(tick)
+    stage.run(tick)
+    assert list(tick.frames["session"].index) == ["api_key=k,workflow=agent,session_id=s1"]
+    [alert] = tick.alerts
+    assert alert.scope == {"api_key": "k", "workflow": "agent", "session_id": "s1"}
+    assert alert.evidence.observed == 5.0
+    assert len(alert.evidence.sample_ids) == 3

@@ -8,9 +8,14 @@ import pytest
 
 from gatewarden.detect import (
     ALGORITHMS,
+    BinomialLLR,
+    BurnRate,
+    Cusum,
     DetectorSpec,
+    Log,
     NOfM,
     RobustEWMA,
+    SeasonalEWMA,
     Threshold,
     load_detector_specs,
     locate,
@@ -18,7 +23,7 @@ from gatewarden.detect import (
 )
 from gatewarden.detect.spec import RobustEWMAParams
 from gatewarden.errors import ConfigError
-from gatewarden.models import Severity
+from gatewarden.models import ALERT_KINDS, Severity
 
 DETECTORS_DIR = Path(__file__).resolve().parents[2] / "detectors"
 
@@ -38,15 +43,27 @@ severity: critical
 """
 
 
-def test_shipped_specs_load() -> None:
+def test_shipped_specs_load_and_cover_every_kind() -> None:
     specs = load_detector_specs(DETECTORS_DIR)
-    names = [spec.name for spec in specs]
-    assert "provider-error-rate" in names
-    provider = next(spec for spec in specs if spec.name == "provider-error-rate")
+    enabled = [spec for spec in specs if spec.enabled]
+    assert {spec.kind for spec in enabled} == set(ALERT_KINDS) - {"gateway_unreachable"}
+    by_name = {spec.name: spec for spec in specs}
+    provider = by_name["provider-error-rate"]
     assert provider.level == "provider"
     assert provider.metric == "error_rate"
-    assert provider.filter.min_volume == 20
-    assert isinstance(provider.build_detector(), RobustEWMA)
+    detector = provider.build_detector()
+    assert isinstance(detector, Cusum) and isinstance(detector.inner, BinomialLLR)
+    assert not by_name["provider-slo-burn"].enabled  # the SLO alternative ships switched off
+    assert isinstance(by_name["provider-slo-burn"].build_detector(), BurnRate)
+    ttft = by_name["model-ttft-p50"].build_detector()
+    assert isinstance(ttft, Cusum) and isinstance(ttft.inner, Log)
+    assert isinstance(ttft.inner.inner, SeasonalEWMA)
+    assert by_name["model-ttft-p50"].rollup is not None
+    assert by_name["model-price"].build_detector().inputs == ("input_tokens", "output_tokens")
+    assert by_name["session-prompt-loop"].level == "session"
+    for spec in enabled:
+        spec.build_detector()
+        spec.build_filter()
 
 
 def test_parse_builds_detector_and_filter() -> None:
@@ -144,7 +161,61 @@ def test_spec_in_code_is_validated_too() -> None:
 
 def test_registry_is_explicit() -> None:
     assert ALGORITHMS["robust_ewma"] is RobustEWMAParams
-    assert set(ALGORITHMS) == {"robust_ewma", "median_mad"}
+    assert set(ALGORITHMS) == {
+        "robust_ewma",
+        "median_mad",
+        "binomial_llr",
+        "seasonal_ewma",
+        "static",
+        "share_surge",
+        "burn_rate",
+        "price_index",
+        "peer_group",
+        "half_space_trees",
+    }
+
+
+def test_metrics_are_checked_against_the_level(tmp_path: Path) -> None:
+    session = GOOD.replace("level: provider", "level: session").replace(
+        "metric: error_rate", "metric: repeat_score"
+    )
+    [spec] = parse_detector_specs(session.replace("kind: error_rate", "kind: agent_loop"))
+    assert spec.level == "session"
+    problems = problems_of(GOOD.replace("metric: error_rate", "metric: repeat_score"), tmp_path)
+    assert len(problems) == 1
+    assert ":4: metric: unknown metric 'repeat_score' for level provider" in problems[0]
+
+
+def test_inputs_transform_cusum_and_rollup_are_validated() -> None:
+    base = {
+        "name": "x",
+        "kind": "agent_loop",
+        "level": "session",
+        "metric": "calls_total",
+        "algorithm": "peer_group",
+        "filter": {"threshold": 6},
+    }
+    DetectorSpec.model_validate({**base, "params": {"group_by": "workflow"}})
+    with pytest.raises(ValueError, match="needs column"):
+        DetectorSpec.model_validate({**base, "params": {"group_by": "team"}})
+    with pytest.raises(ValueError, match="rollup needs a level with a parent"):
+        DetectorSpec.model_validate(
+            {
+                **base,
+                "level": "provider",
+                "metric": "error_rate",
+                "algorithm": "robust_ewma",
+                "rollup": {"min_series": 2},
+            }
+        )
+    with pytest.raises(ValueError, match="cap must exceed k"):
+        DetectorSpec.model_validate(
+            {**base, "algorithm": "static", "cusum": {"k": 2.0, "cap": 1.0}}
+        )
+    logged = DetectorSpec.model_validate(
+        {**base, "algorithm": "static", "transform": "log", "cusum": {"k": 0.5}}
+    ).build_detector()
+    assert isinstance(logged, Cusum) and isinstance(logged.inner, Log)
 
 
 @pytest.mark.parametrize(

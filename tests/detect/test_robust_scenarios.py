@@ -1,4 +1,6 @@
-"""RobustEWMA on error-rate scenarios: step change, long stable noise, a 20-tick outage."""
+"""RobustEWMA and MedianMAD on error-rate scenarios: step change, long stable noise, a 20-tick
+outage. (The shipped provider spec accumulates evidence instead: see test_change.py; here it
+only has to stay quiet on noise.)"""
 
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def run(detector: Detector, gate: Filter, rates: list[float], seed: int = 0) -> 
     return fired
 
 
-@pytest.mark.parametrize("name", ["robust_ewma", "shipped", "median_mad"])
+@pytest.mark.parametrize("name", ["robust_ewma", "median_mad"])
 def test_step_change_fires_within_two_ticks(name: str) -> None:
     detector, gate = pair(name)
     fired = run(detector, gate, [0.01] * 50 + [0.40] * 5)
@@ -72,7 +74,7 @@ def test_stable_noise_never_fires(name: str, seed: int) -> None:
     assert not any(run(detector, gate, [0.01] * 1000, seed=seed))
 
 
-@pytest.mark.parametrize("name", ["robust_ewma", "shipped", "median_mad"])
+@pytest.mark.parametrize("name", ["robust_ewma", "median_mad"])
 def test_outage_does_not_poison_baseline(name: str) -> None:
     detector, gate = pair(name)
     rates = [0.01] * 60 + [0.40] * 20 + [0.01] * 30

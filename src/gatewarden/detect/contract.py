@@ -17,7 +17,8 @@ Detectors may also implement :class:`Baseline` so alerts can say what value was 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,11 +35,32 @@ __all__ = [
     "Detector",
     "Filter",
     "FloatArray",
+    "FrameTick",
     "IntArray",
     "SeriesIndex",
     "SeriesState",
     "SeriesTick",
+    "column",
 ]
+
+
+@dataclass(frozen=True)
+class FrameTick(SeriesTick):
+    """A :class:`SeriesTick` that also carries other columns of the same frame rows.
+
+    Detectors that need more than one number per series (a price model needs cost *and*
+    tokens; a peer comparison needs each series' group label) name them in an ``inputs``
+    attribute and the detect stage fills ``columns`` with them, aligned with ``keys``.
+    """
+
+    columns: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
+
+
+def column(x: SeriesTick, name: str) -> npt.NDArray[Any] | None:
+    """Column ``name`` of ``x`` when it is a :class:`FrameTick` carrying it, else None."""
+    if isinstance(x, FrameTick):
+        return x.columns.get(name)
+    return None
 
 
 @runtime_checkable
@@ -51,9 +73,10 @@ class Baseline(Protocol):
 class SeriesIndex:
     """Maps series keys to dense slots 0..n-1, in order of first appearance.
 
-    The last lookup is cached by the identity of the ``keys`` object: ``score_one`` and
-    ``learn_one`` receive the same ``SeriesTick`` and so pay for the dict lookups once. Callers
-    must therefore not mutate a keys sequence after passing it in (``SeriesTick`` is frozen).
+    The last lookup is cached by the identity of the ``keys`` object (``score_one`` and
+    ``learn_one`` receive the same ``SeriesTick`` and so pay for the dict lookups once), and
+    reused when the next tick's keys are an equal list (the same series in the same order).
+    Callers must therefore not mutate a keys sequence after passing it in.
     """
 
     def __init__(self) -> None:
@@ -75,13 +98,22 @@ class SeriesIndex:
 
     def lookup(self, keys: Sequence[str]) -> IntArray:
         """Slots of ``keys``; -1 for keys never seen. Does not assign slots."""
-        if keys is self._cached_keys and self._cached_size == len(self._slots):
+        if self._cached_size == len(self._slots) and (
+            keys is self._cached_keys or self._same_as_cached(keys)
+        ):
+            self._cached_keys = keys
             return self._cached
         # map() with a repeated default keeps the 100k dict lookups in C (~2x a generator)
         found = list(map(self._slots.get, keys, repeat(-1)))
         slots: IntArray = np.array(found, dtype=np.intp) if found else np.empty(0, np.intp)
         self._remember(keys, slots)
         return slots
+
+    def _same_as_cached(self, keys: Sequence[str]) -> bool:
+        """The series of a level usually come back in the same order tick after tick: comparing
+        two lists is one C loop, several times cheaper than a dict lookup per key."""
+        cached = self._cached_keys
+        return isinstance(keys, list) and isinstance(cached, list) and keys == cached
 
     def ensure(self, keys: Sequence[str]) -> IntArray:
         """Slots of ``keys``, assigning new slots to keys never seen."""
@@ -146,6 +178,13 @@ class SeriesState:
 
     def nbytes(self) -> int:
         return sum(array.nbytes for array in self._arrays.values())
+
+    def reset(self, slots: IntArray) -> None:
+        """Put the rows of ``slots`` back to their fill values: those series start over (warm
+        up again) while keeping their slots."""
+        if slots.size:
+            for name, array in self._arrays.items():
+                array[slots] = self._fills[name]
 
     def lookup(self, keys: Sequence[str]) -> IntArray:
         """Slots of ``keys`` (-1 = unknown series); never changes state."""

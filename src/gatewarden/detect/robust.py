@@ -10,8 +10,11 @@ error rate) is the sampling noise of a proportion at this tick's volume, so a 1-
 quiet series is not mistaken for an outage. ``direction`` orients the score so that "higher =
 more anomalous" holds for metrics where a drop is the problem (traffic).
 
-Neither detector learns from a point it flags (score above ``learn_limit``): an outage is
-reported for as long as it lasts instead of becoming the baseline. If a series stays flagged for
+Neither detector learns from a point more than ``learn_limit`` scales from the baseline, in
+either direction: an outage is reported for as long as it lasts instead of becoming the
+baseline, and a dip (cost per call falling while a fallback storm keeps the pricier model's
+calls failing) does not pull the baseline down, which would make the return to normal look
+like a rise. If a series stays flagged for
 more than ``max_skip`` consecutive ticks the shift is accepted as the new normal: the series'
 state is reset and it warms up again.
 """
@@ -161,8 +164,8 @@ class RobustEWMA(_Scoring):
         valid = self.usable(x)
         warm = n >= self.warmup
         with np.errstate(invalid="ignore"):
-            scores, denom = self._scores(x, mean, dev)
-            flagged = valid & warm & (scores > self.learn_limit)
+            _, denom = self._scores(x, mean, dev)
+            flagged = valid & warm & (np.abs(x.values - mean) / denom > self.learn_limit)
         skipped = np.where(flagged, skipped + 1, np.where(valid, 0, skipped))
         reseed = flagged & (skipped > self.max_skip)
         n = np.where(reseed, 0, n)
@@ -259,8 +262,9 @@ class MedianMAD(_Scoring):
         median, scale, n = self._baseline(x, slots)
         valid = self.usable(x)
         with np.errstate(invalid="ignore"):
-            scores = self.orient(x.values - median, self.denominator(median, scale, x.volumes))
-            flagged = valid & (n >= self.min_periods) & (scores > self.learn_limit)
+            denom = self.denominator(median, scale, x.volumes)
+            outlying = np.abs(x.values - median) / denom > self.learn_limit
+            flagged = valid & (n >= self.min_periods) & outlying
         skipped = self.state["skipped"][slots]
         skipped = np.where(flagged, skipped + 1, np.where(valid, 0, skipped))
         reseed = flagged & (skipped > self.max_skip)

@@ -23,83 +23,73 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from gatewarden.aggregate import LEVELS, METRICS
+from gatewarden.detect.basic import Log
+from gatewarden.detect.change import Cusum
 from gatewarden.detect.filters import NOfM, Threshold
-from gatewarden.detect.robust import MedianMAD, RobustEWMA
-from gatewarden.detect.yaml_lines import Loc, format_problem, locate
+from gatewarden.detect.params import (
+    ALGORITHMS,
+    Algorithm,
+    AlgorithmParams,
+    BinomialLLRParams,
+    BurnRateParams,
+    CusumSpec,
+    HalfSpaceTreesParams,
+    MedianMADParams,
+    PeerGroupParams,
+    PriceIndexParams,
+    RobustEWMAParams,
+    SeasonalEWMAParams,
+    ShareSurgeParams,
+    StaticParams,
+)
+from gatewarden.detect.sessions import SESSION_LABELS, SESSION_METRICS
+from gatewarden.detect.yaml_lines import Loc, format_problem, locate, parse_yaml
 from gatewarden.errors import ConfigError
 from gatewarden.models import ALERT_KINDS, Severity
 from gatewarden.protocols import Detector, Filter
 
-Direction = Literal["up", "down", "both"]
+__all__ = [
+    "ALGORITHMS",
+    "DETECT_LEVELS",
+    "Algorithm",
+    "AlgorithmParams",
+    "BinomialLLRParams",
+    "BurnRateParams",
+    "CusumSpec",
+    "DetectorSpec",
+    "FilterSpec",
+    "HalfSpaceTreesParams",
+    "MedianMADParams",
+    "NOfMSpec",
+    "PeerGroupParams",
+    "PriceIndexParams",
+    "RobustEWMAParams",
+    "RollupSpec",
+    "SeasonalEWMAParams",
+    "ShareSurgeParams",
+    "StaticParams",
+    "level_metrics",
+    "load_detector_specs",
+    "parse_detector_specs",
+]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class AlgorithmParams(_Frozen):
-    """Parameters of one algorithm; ``min_volume`` defaults to the filter's ``min_volume`` so
-    the baseline never learns from ticks too thin to be judged."""
-
-    min_volume: float | None = Field(default=None, ge=0)
-
-    def build(self, default_min_volume: float) -> Detector:
-        raise NotImplementedError
+#: Levels a spec may name: the aggregation levels plus ``session`` (agent sessions, whose
+#: features :class:`~gatewarden.detect.sessions.SessionFeatures` computes in the detect stage).
+DETECT_LEVELS: dict[str, tuple[str, ...]] = {**LEVELS, "session": SESSION_LABELS}
 
 
-class RobustEWMAParams(AlgorithmParams):
-    alpha: float = Field(default=0.1, gt=0, le=1)
-    warmup: int = Field(default=10, ge=1)
-    rel_floor: float = Field(default=0.1, ge=0)
-    abs_floor: float = Field(default=1e-9, ge=0)
-    binomial: bool = False
-    clip: float = Field(default=3.0, gt=0)
-    learn_limit: float = Field(default=4.0, gt=0)
-    max_skip: int = Field(default=240, ge=1)
-    direction: Direction = "up"
-
-    def build(self, default_min_volume: float) -> Detector:
-        kwargs = self.model_dump(exclude={"min_volume"})
-        return RobustEWMA(min_volume=_pick(self.min_volume, default_min_volume), **kwargs)
-
-
-class MedianMADParams(AlgorithmParams):
-    window: int = Field(default=30, ge=3)
-    min_periods: int = Field(default=10, ge=1)
-    rel_floor: float = Field(default=0.1, ge=0)
-    abs_floor: float = Field(default=1e-9, ge=0)
-    binomial: bool = False
-    learn_limit: float = Field(default=4.0, gt=0)
-    max_skip: int = Field(default=240, ge=1)
-    direction: Direction = "up"
-
-    @model_validator(mode="after")
-    def _periods_fit_window(self) -> MedianMADParams:
-        if self.min_periods > self.window:
-            raise ValueError("min_periods must not exceed window")
-        return self
-
-    def build(self, default_min_volume: float) -> Detector:
-        kwargs = self.model_dump(exclude={"min_volume"})
-        return MedianMAD(min_volume=_pick(self.min_volume, default_min_volume), **kwargs)
-
-
-#: Algorithm name -> its parameter model (whose ``build`` constructs the detector).
-ALGORITHMS: dict[str, type[AlgorithmParams]] = {
-    "robust_ewma": RobustEWMAParams,
-    "median_mad": MedianMADParams,
-}
-
-Algorithm = Literal["robust_ewma", "median_mad"]
-
-
-def _pick(value: float | None, default: float) -> float:
-    return default if value is None else value
+def level_metrics(level: str) -> tuple[str, ...]:
+    """The metric columns of ``level``'s frame."""
+    return SESSION_METRICS if level == "session" else METRICS
 
 
 class NOfMSpec(_Frozen):
@@ -111,6 +101,12 @@ class NOfMSpec(_Frozen):
         if self.n > self.m:
             raise ValueError("n must not exceed m")
         return self
+
+
+class RollupSpec(_Frozen):
+    """Also alert on the parent scope when this many of its series fire in one tick."""
+
+    min_series: int = Field(default=2, ge=2)
 
 
 class FilterSpec(_Frozen):
@@ -140,6 +136,15 @@ class DetectorSpec(_Frozen):
     volume: str = "requests"
     algorithm: Algorithm = "robust_ewma"
     params: dict[str, Any] = Field(default_factory=dict)
+    transform: Literal["none", "log"] = Field(
+        default="none", description="log: score multiplicative changes (latency, cost)"
+    )
+    cusum: CusumSpec | None = Field(
+        default=None, description="accumulate scores over ticks (subtle shifts, blip-proof)"
+    )
+    rollup: RollupSpec | None = Field(
+        default=None, description="several children firing at once alert on their parent"
+    )
     filter: FilterSpec
     severity: Severity = Severity.WARNING
     enabled: bool = True
@@ -155,36 +160,67 @@ class DetectorSpec(_Frozen):
     @field_validator("level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        if value not in LEVELS:
-            raise ValueError(f"unknown level {value!r}; expected one of {', '.join(LEVELS)}")
+        if value not in DETECT_LEVELS:
+            known = ", ".join(DETECT_LEVELS)
+            raise ValueError(f"unknown level {value!r}; expected one of {known}")
         return value
 
-    @field_validator("metric", "volume")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
-            raise ValueError(f"unknown metric {value!r}; expected one of {', '.join(METRICS)}")
-        return value
+    @model_validator(mode="after")
+    def _columns_exist(self) -> DetectorSpec:
+        metrics = level_metrics(self.level)
+        for field in ("metric", "volume"):
+            value = getattr(self, field)
+            if value not in metrics:
+                raise PydanticCustomError(
+                    "unknown_metric",
+                    "{field}: unknown metric '{value}' for level {level}; expected one of {known}",
+                    {
+                        "field": field,
+                        "value": value,
+                        "level": self.level,
+                        "known": ", ".join(metrics),
+                    },
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _rollup_has_a_parent(self) -> DetectorSpec:
+        if self.rollup is not None and len(DETECT_LEVELS[self.level]) < 2:
+            raise ValueError(f"rollup needs a level with a parent; {self.level} has none")
+        return self
 
     @model_validator(mode="after")
     def _params_fit_algorithm(self) -> DetectorSpec:
         # The loader validates params itself first to report per-field locations; this guard
         # keeps specs built in code just as safe.
         try:
-            ALGORITHMS[self.algorithm].model_validate(self.params)
+            params = ALGORITHMS[self.algorithm].model_validate(self.params)
         except ValidationError as exc:
             raise PydanticCustomError(
                 "params_invalid",
                 "params do not fit algorithm {algorithm}: {detail}",
                 {"algorithm": self.algorithm, "detail": str(exc)},
             ) from exc
+        columns = (*DETECT_LEVELS[self.level], *level_metrics(self.level))
+        missing = [name for name in params.inputs() if name not in columns]
+        if missing:
+            raise PydanticCustomError(
+                "params_invalid",
+                "algorithm {algorithm} needs column(s) {missing} that level {level} lacks",
+                {"algorithm": self.algorithm, "missing": ", ".join(missing), "level": self.level},
+            )
         return self
 
     def algorithm_params(self) -> AlgorithmParams:
         return ALGORITHMS[self.algorithm].model_validate(self.params)
 
     def build_detector(self) -> Detector:
-        return self.algorithm_params().build(self.filter.min_volume)
+        detector = self.algorithm_params().build(self.filter.min_volume)
+        if self.transform == "log":
+            detector = Log(detector)
+        if self.cusum is not None:
+            detector = Cusum(detector, **self.cusum.model_dump())
+        return detector
 
     def build_filter(self) -> Filter:
         return self.filter.build()
@@ -192,12 +228,7 @@ class DetectorSpec(_Frozen):
 
 def parse_detector_specs(text: str, *, origin: Path | str = "<text>") -> list[DetectorSpec]:
     """Specs of one YAML document; raises ConfigError listing every problem found."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError([format_problem(origin, line, (), f"invalid YAML: {exc}")]) from exc
+    raw = parse_yaml(text, origin=origin)
     if raw is None:
         return []
     documents = raw if isinstance(raw, list) else [raw]
@@ -269,13 +300,20 @@ def _validate(raw: object) -> tuple[DetectorSpec | None, list[tuple[Loc, str]]]:
         for e in exc.errors():
             if e["type"] == "params_invalid" and errors:
                 continue  # already reported above, field by field
-            errors.append((tuple(e["loc"]), e["msg"]))
+            loc: Loc = tuple(e["loc"])
+            if e["type"] == "unknown_metric":
+                field = str(e.get("ctx", {}).get("field", ""))
+                loc = (field,)  # a model-level check, but the problem is in this field
+                message = e["msg"].removeprefix(f"{field}: ")
+                errors.append((loc, message))
+                continue
+            errors.append((loc, e["msg"]))
     return None, errors
 
 
 def _name_line(text: str, name: str) -> int | None:
     """Line of the ``name:`` field holding ``name`` (files may hold a list of specs)."""
-    raw = yaml.safe_load(text)
+    raw = parse_yaml(text)  # parsed once already: cannot fail here
     if isinstance(raw, list):
         for i, item in enumerate(raw):
             if isinstance(item, dict) and item.get("name") == name:

@@ -8,15 +8,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from gatewarden.aggregate import LEVELS, SeriesHistory
-from gatewarden.detect.contract import Baseline, IntArray, SeriesState
-from gatewarden.detect.spec import DetectorSpec
-from gatewarden.models import Alert, Evidence
+from gatewarden.aggregate import SeriesHistory
+from gatewarden.detect.contract import Baseline, FrameTick, IntArray, SeriesState
+from gatewarden.detect.evidence import enrich, evidence
+from gatewarden.detect.rollup import rollup
+from gatewarden.detect.sessions import SessionFeatures
+from gatewarden.detect.spec import DETECT_LEVELS, DetectorSpec
+from gatewarden.models import Alert
 from gatewarden.protocols import Detector, Filter, FloatArray, SeriesTick, Tick
 
 log = logging.getLogger(__name__)
+
+#: The per-series fingerprint cache is rebuilt past this size (sessions churn without end).
+_MAX_CACHED_FINGERPRINTS = 200_000
+#: At most this many alerts per spec and tick (the strongest); a storm beyond is logged.
+MAX_ALERTS_PER_SPEC = 1000
 
 
 @dataclass
@@ -31,11 +40,14 @@ class _Running:
         self.fingerprints.add("fp", fill="", dtype=object)
 
     def fingerprints_of(self, keys: list[str], positions: IntArray) -> set[str]:
+        if len(self.fingerprints) > _MAX_CACHED_FINGERPRINTS:
+            self.fingerprints = SeriesState()
+            self.fingerprints.add("fp", fill="", dtype=object)
         slots = self.fingerprints.ensure(keys)
         table = self.fingerprints["fp"]
         new = slots[table[slots] == ""]
-        for slot in np.unique(new):
-            key = self.fingerprints.index.key(int(slot))
+        for slot in np.unique(new).tolist():
+            key = self.fingerprints.index.key(slot)
             table[slot] = _fingerprint(self.spec.kind, key)
         return set(table[slots[positions]].tolist())
 
@@ -47,7 +59,10 @@ class DetectStage:
     ``tick.alerts``; fingerprints of series that were judged (finite score) and did not fire go
     to ``tick.clear``; then the detector learns the tick. A fingerprint firing under one spec is
     never reported clear by another spec of the same kind. Frames are also pushed to
-    ``history`` for playbook verification.
+    ``history`` for playbook verification. When a spec uses the ``session`` level, the stage
+    derives ``tick.frames["session"]`` from the tick's records first (:class:`SessionFeatures`).
+    Alerts then get sample request ids and, for cost, the model behind the change
+    (:func:`gatewarden.detect.evidence.enrich`).
     """
 
     name = "detect"
@@ -62,6 +77,8 @@ class DetectStage:
             for spec in specs
             if spec.enabled
         ]
+        uses_sessions = any(r.spec.level == "session" for r in self._running)
+        self.sessions = SessionFeatures() if uses_sessions else None
 
     @property
     def specs(self) -> list[DetectorSpec]:
@@ -70,35 +87,112 @@ class DetectStage:
     def run(self, tick: Tick) -> None:
         if self.history is not None:
             self.history.push(tick.now, tick.frames)
+        if self.sessions is not None and "session_id" in tick.records.columns:
+            tick.frames["session"] = self.sessions.update(tick.records, tick.now)
         clear: set[str] = set()
+        alerts: list[Alert] = []
+        keys: dict[str, list[str]] = {}
         for running in self._running:
-            frame = tick.frames.get(running.spec.level)
+            level = running.spec.level
+            frame = tick.frames.get(level)
             if frame is None:
-                log.debug("%s: no %s frame this tick", running.spec.name, running.spec.level)
+                log.debug("%s: no %s frame this tick", running.spec.name, level)
                 continue
-            clear |= self._run_one(running, frame, tick)
+            if level not in keys:
+                # one list per level and tick: to_numpy(object).tolist() stays in C, and
+                # detectors on the same level then recognise it without a lookup per key
+                keys[level] = frame.index.to_numpy(dtype=object).tolist()
+            clear |= self._run_one(running, frame, keys[level], tick, alerts)
+        tick.alerts.extend(enrich(alerts, tick.records))
         firing = {alert.fingerprint for alert in tick.alerts}
         tick.clear |= clear - firing
 
-    def _run_one(self, running: _Running, frame: pd.DataFrame, tick: Tick) -> set[str]:
+    def _run_one(
+        self,
+        running: _Running,
+        frame: pd.DataFrame,
+        keys: list[str],
+        tick: Tick,
+        alerts: list[Alert],
+    ) -> set[str]:
         spec = running.spec
-        # to_numpy(object).tolist() stays in C; iterating a pandas Index boxes every key
-        keys: list[str] = frame.index.to_numpy(dtype=object).tolist()
-        x = SeriesTick(
-            ts=tick.now,
-            keys=keys,
-            values=frame[spec.metric].to_numpy(dtype=np.float64, na_value=np.nan),
-            volumes=frame[spec.volume].to_numpy(dtype=np.float64, na_value=np.nan),
-        )
+        x = _series_tick(running.detector, frame, spec, keys, tick.now)
         scores = running.detector.score_one(x)
-        fires = running.filter.fires(scores, x)
-        expected = _expected(running.detector, x)
-        window = tick.now - tick.start
-        for i in np.flatnonzero(fires):
-            tick.alerts.append(_alert(spec, frame, int(i), x, scores, expected, tick.now, window))
-        healthy = np.flatnonzero(np.isfinite(scores) & ~fires)
+        passed = running.filter.fires(scores, x)  # call once per tick: filters may count ticks
+        tick_s = tick.now - tick.start
+        positions = np.flatnonzero(passed)
+        if positions.size > MAX_ALERTS_PER_SPEC:
+            # an alert storm (every key of a broken gateway): report the strongest, count the
+            # rest; they are neither alerts nor healthy this tick
+            strongest = np.argsort(-scores[positions], kind="stable")[:MAX_ALERTS_PER_SPEC]
+            log.warning(
+                "%s: %d series fire, reporting the %d strongest",
+                spec.name,
+                positions.size,
+                MAX_ALERTS_PER_SPEC,
+            )
+            positions = np.sort(positions[strongest])
+        fired: list[tuple[int, Alert]] = []
+        if positions.size:
+            expected = _expected(running.detector, x)
+            windows = _windows(running.detector, x) * tick_s
+            labels = DETECT_LEVELS[spec.level]
+            label_values = {label: frame[label].to_numpy(dtype=object) for label in labels}
+            for i in positions.tolist():
+                scope = {
+                    label: values[i]
+                    for label, values in label_values.items()
+                    if isinstance(values[i], str)
+                }
+                found = evidence(
+                    spec.metric,
+                    spec.volume,
+                    observed=float(x.values[i]),
+                    expected=float(expected[i]),
+                    score=float(scores[i]),
+                    window_s=float(windows[i]),
+                    volume=float(x.volumes[i]),
+                )
+                alert = Alert(
+                    kind=spec.kind,
+                    scope=scope,
+                    detector=spec.name,
+                    ts=tick.now,
+                    severity=spec.severity,
+                    evidence=found,
+                )
+                fired.append((i, alert))
+        healthy = np.flatnonzero(np.isfinite(scores) & ~passed)
+        parents, parents_clear = rollup(spec, frame, fired, np.flatnonzero(np.isfinite(scores)))
+        # parents first: the correlator then files the children under their cause at once
+        alerts.extend(parents)
+        alerts.extend(alert for _, alert in fired)
         running.detector.learn_one(x)
-        return running.fingerprints_of(keys, healthy)
+        return running.fingerprints_of(keys, healthy) | parents_clear
+
+
+def _series_tick(
+    detector: Detector, frame: pd.DataFrame, spec: DetectorSpec, keys: list[str], now: float
+) -> SeriesTick:
+    values = _floats(frame[spec.metric])
+    volumes = _floats(frame[spec.volume])
+    inputs: tuple[str, ...] = tuple(getattr(detector, "inputs", ()))
+    if not inputs:
+        return SeriesTick(ts=now, keys=keys, values=values, volumes=volumes)
+    columns: dict[str, npt.NDArray[np.generic]] = {}
+    for name in inputs:
+        if name in DETECT_LEVELS[spec.level]:
+            columns[name] = frame[name].to_numpy(dtype=object)
+        else:
+            columns[name] = _floats(frame[name])
+    return FrameTick(ts=now, keys=keys, values=values, volumes=volumes, columns=columns)
+
+
+def _floats(column: pd.Series) -> FloatArray:
+    # numpy-backed numeric columns convert without pandas' missing-value scan
+    if column.dtype.kind in "biuf":
+        return column.to_numpy(dtype=np.float64)
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _expected(detector: Detector, x: SeriesTick) -> FloatArray:
@@ -107,52 +201,16 @@ def _expected(detector: Detector, x: SeriesTick) -> FloatArray:
     return np.full(len(x.keys), np.nan)
 
 
+def _windows(detector: Detector, x: SeriesTick) -> FloatArray:
+    """Ticks of evidence behind each score (1 unless the detector accumulates)."""
+    window_ticks = getattr(detector, "window_ticks", None)
+    if callable(window_ticks):
+        ticks: FloatArray = np.asarray(window_ticks(x), dtype=np.float64)
+        return ticks
+    return np.ones(len(x.keys))
+
+
 def _fingerprint(kind: str, key: str) -> str:
     """Same value as ``gatewarden.models.fingerprint(kind, scope)``: frame index keys are
     already the canonical ``scope_key(scope)`` (tested), so the scope dict need not be built."""
     return hashlib.sha256(f"{kind}|{key}".encode()).hexdigest()[:16]
-
-
-def _alert(
-    spec: DetectorSpec,
-    frame: pd.DataFrame,
-    i: int,
-    x: SeriesTick,
-    scores: FloatArray,
-    expected: FloatArray,
-    now: float,
-    window: float,
-) -> Alert:
-    row = frame.iloc[i]
-    scope = {label: str(row[label]) for label in LEVELS[spec.level] if pd.notna(row[label])}
-    observed, volume, score = float(x.values[i]), float(x.volumes[i]), float(scores[i])
-    baseline = float(expected[i])
-    detail = (
-        f"{spec.metric} {_fmt(spec.metric, observed)} vs baseline {_fmt(spec.metric, baseline)}"
-        f" (score {score:.1f}, {spec.volume} {volume:g})"
-    )
-    evidence = Evidence(
-        metric=spec.metric,
-        observed=observed,
-        expected=baseline,
-        score=score,
-        window_s=window,
-        volume=volume,
-        detail=detail,
-    )
-    return Alert(
-        kind=spec.kind,
-        scope=scope,
-        detector=spec.name,
-        ts=now,
-        severity=spec.severity,
-        evidence=evidence,
-    )
-
-
-def _fmt(metric: str, value: float) -> str:
-    if np.isnan(value):
-        return "n/a"
-    if metric.endswith(("_rate", "_ratio")):
-        return f"{value:.1%}"
-    return f"{value:.4g}"

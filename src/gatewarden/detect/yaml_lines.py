@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from gatewarden.errors import ConfigError
+
 Loc = Sequence[str | int]
 
 
@@ -67,3 +69,20 @@ def format_problem(path: Path | str, line: int | None, loc: Loc, message: str) -
     """One ``file:line: field: message`` problem line (line omitted when unknown)."""
     where = f"{path}:{line}" if line is not None else str(path)
     return f"{where}: {format_loc(loc)}: {message}"
+
+
+def parse_yaml(text: str, *, origin: Path | str = "<text>") -> object:
+    """Parsed content of YAML text; every way PyYAML can fail becomes one ConfigError."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        message = f"invalid YAML: {reason}"
+    except RecursionError:
+        line, message = None, "invalid YAML: nested too deeply"
+    except ValueError as exc:
+        # e.g. an integer literal longer than Python will convert (4300 digits)
+        line, message = None, f"invalid YAML: {str(exc)[:200]}"
+    raise ConfigError([format_problem(origin, line, (), message)])
