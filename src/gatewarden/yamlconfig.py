@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from gatewarden.detect.yaml_lines import format_problem, locate
+from gatewarden.detect.yaml_lines import format_problem, locate, parse_yaml
 from gatewarden.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -27,18 +26,7 @@ def read_yaml(path: Path) -> tuple[str, object]:
         raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-    try:
-        return text, yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}: invalid YAML: {reason}"]) from exc
-    except RecursionError as exc:
-        raise ConfigError([f"{path}: invalid YAML: nested too deeply"]) from exc
-    except ValueError as exc:
-        # e.g. an integer literal longer than Python will convert (4300 digits)
-        raise ConfigError([f"{path}: invalid YAML: {str(exc)[:200]}"]) from exc
+    return text, parse_yaml(text, origin=path)
 
 
 def clean_loc(data: object, loc: Sequence[str | int]) -> tuple[str | int, ...]:

@@ -162,14 +162,8 @@ def test_loaders_survive_arbitrary_text(workdir: Path, kind: str, text: str) -> 
     load_one(kind, workdir, text.encode())
 
 
-# -- known bugs: minimal failing inputs (the fix flips these to passing) ----------------------
+# -- inputs that once escaped as raw exceptions ------------------------------------------------
 
-_DETECTOR_READER = pytest.mark.xfail(
-    strict=True,
-    raises=(RecursionError, ValueError),
-    reason="detect/spec.py reads YAML itself and lets RecursionError (deep nesting) and "
-    "ValueError (int literal over 4300 digits) escape; fix: read through yamlconfig.read_yaml",
-)
 DEEP = b"[" * 600 + b"]" * 600  # PyYAML's recursion runs out from ~500 levels
 HUGE_INT = b"tick_seconds: " + b"9" * 5000
 
@@ -181,10 +175,10 @@ HUGE_INT = b"tick_seconds: " + b"9" * 5000
         pytest.param("playbooks", b"\xff: 1", id="playbook-not-utf8"),
         pytest.param("config", DEEP, id="config-deep"),
         pytest.param("playbooks", DEEP, id="playbook-deep"),
-        pytest.param("detectors", DEEP, id="detector-deep", marks=_DETECTOR_READER),
+        pytest.param("detectors", DEEP, id="detector-deep"),
         pytest.param("config", HUGE_INT, id="config-huge-int"),
         pytest.param("playbooks", HUGE_INT, id="playbook-huge-int"),
-        pytest.param("detectors", HUGE_INT, id="detector-huge-int", marks=_DETECTOR_READER),
+        pytest.param("detectors", HUGE_INT, id="detector-huge-int"),
     ],
 )
 def test_known_escapes_are_config_errors(workdir: Path, kind: str, data: bytes) -> None:
