@@ -145,7 +145,13 @@ class CorrelateStage:
             root = incident.root_member
             if self._explain(symptom, (root.kind, root.scope)) is not None:
                 return incident, Explanation(f"explains {describe(root.kind, root.scope)}", False)
-            if any(related(alert.scope, m.scope) for m in incident.members.values()):
+            # A resolved incident reopens only for a recurrence of what it was about: a
+            # different kind of alert on a related scope later on is a new problem.
+            recurring = incident.resolved_at is not None
+            if any(
+                related(alert.scope, m.scope) and (not recurring or m.kind == alert.kind)
+                for m in incident.members.values()
+            ):
                 return incident, Explanation(f"related to {describe(root.kind, root.scope)}", False)
         return None
 
