@@ -99,13 +99,13 @@ def run(seeds: Sequence[int], hours: float, workdir: Path) -> dict[str, Any]:
     return {"results": results, "pooled": pool(results), "by_kind": _by_kind(results)}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] = ()) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     parser.add_argument("--hours", type=float, default=5.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix="gatewarden-quality-") as scratch:
         workdir = args.workdir or Path(scratch)
         report = run(args.seeds, args.hours, workdir)
@@ -135,4 +135,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
