@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from gatewarden.correlate import CorrelateConfig, CorrelateStage, related
+from gatewarden.correlate.grouping import siblings
 from gatewarden.models import Alert, EventType, Evidence, IncidentStatus, Severity, fingerprint
 from gatewarden.projections import incidents_from_events
 from gatewarden.protocols import Tick
@@ -125,3 +126,23 @@ def test_related_topology() -> None:
     assert not related({"provider": "openai"}, {"provider": "azure", "model": "gpt-4o"})
     assert related({"team": "a", "api_key": "k"}, {"team": "a"})
     assert not related({"team": "a"}, {"workflow": "w"})
+
+
+def test_siblings_topology() -> None:
+    assert siblings({"provider": "a", "model": "m1"}, {"provider": "a", "model": "m2"})
+    assert siblings({"team": "t", "api_key": "k1"}, {"team": "t", "api_key": "k2"})
+    assert not siblings({"provider": "a", "model": "m1"}, {"provider": "b", "model": "m2"})
+    assert not siblings({"provider": "a", "model": "m1"}, {"provider": "a", "model": "m1"})
+    assert not siblings({"provider": "a"}, {"provider": "a", "model": "m1"})
+    assert not siblings({"model": "m1"}, {"model": "m2"})  # no parent label: unrelated
+
+
+def test_same_kind_on_a_sibling_joins_a_different_kind_does_not(store: SQLiteStore) -> None:
+    stage = CorrelateStage(store)
+    tick(stage, 100, [alert("ttft", 100, provider="anthropic", model="haiku")], set())
+    tick(stage, 160, [alert("ttft", 160, provider="anthropic", model="sonnet")], set())
+    tick(stage, 175, [alert("cost", 175, provider="anthropic", model="opus")], set())
+    incidents = incidents_from_events(store.events())
+    assert sorted(i.kinds for i in incidents) == [("cost",), ("ttft",)]
+    [ttft] = [i for i in incidents if i.kinds == ("ttft",)]
+    assert len(ttft.alerts) == 2

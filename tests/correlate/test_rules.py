@@ -213,3 +213,53 @@ def test_severity_escalates_from_impact(store: SQLiteStore) -> None:
     [change] = store.events(types=[EventType.INCIDENT_SEVERITY])
     assert change.payload["reason"] == "impact: 120 failed requests"
     assert change.payload["impact"]["keys"] == 1
+
+
+def test_a_key_carrying_most_failures_does_not_explain_its_provider(store: SQLiteStore) -> None:
+    """The tail of an outage: one busy key carries most of the provider's few failures, and its
+    alert fired first. A client cannot make a provider fail: the provider is the root."""
+    stage = CorrelateStage(store)
+    rows = calls(20, 90, api_key="busy", team="t1", status=500)
+    rows += calls(2, 90, api_key="quiet", team="t2", status=500)
+    rows += calls(30, 90, api_key="quiet", team="t2")
+    tick(stage, 100, [alert("error_rate", 100, team="t1", api_key="busy")], records=frame(rows))
+    tick(
+        stage,
+        115,
+        [
+            alert("error_rate", 115, team="t1", api_key="busy"),
+            alert("error_rate", 115, Severity.CRITICAL, provider="openai"),
+        ],
+        records=frame(rows),
+    )
+    [inc] = incidents_from_events(store.events())
+    provider = fingerprint("error_rate", {"provider": "openai"})
+    assert inc.root_cause == provider and inc.scope == {"provider": "openai"}
+    [joined] = [
+        e
+        for e in store.events(types=[EventType.ALERT_GROUPED, EventType.ALERT_INHIBITED])
+        if e.payload["fingerprint"] == provider
+    ]
+    assert joined.type is EventType.ALERT_GROUPED
+    assert joined.payload["reason"] == "explains error rate on team=t1, api_key=busy"
+
+
+def test_a_recurring_member_keeps_its_onset_and_the_root_stays(store: SQLiteStore) -> None:
+    """Two models of one provider slow down together; the incident resolves, and only the
+    first one's TTFT comes back. The recurrence must not hand the root to the resolved sibling
+    just because its onset is now older."""
+    stage = CorrelateStage(store, CorrelateConfig(resolve_after_ticks=2, reopen_window_s=600))
+    haiku = alert("ttft", 100, provider="anthropic", model="claude-haiku")
+    sonnet = alert("ttft", 100, provider="anthropic", model="claude-sonnet")
+    tick(stage, 100, [haiku, sonnet])
+    for now in (115, 130):
+        tick(stage, now, [], clear={haiku.fingerprint, sonnet.fingerprint})
+    assert incidents_from_events(store.events())[0].status is IncidentStatus.RESOLVED
+    tick(stage, 400, [alert("ttft", 400, provider="anthropic", model="claude-haiku")])
+    [inc] = incidents_from_events(store.events())
+    assert inc.status is IncidentStatus.OPEN
+    assert inc.root_cause == haiku.fingerprint
+    assert inc.scope == {"provider": "anthropic", "model": "claude-haiku"}
+    restarted = CorrelateStage(store, CorrelateConfig(resolve_after_ticks=2))
+    assert restarted.incidents[inc.id].root == haiku.fingerprint
+    assert restarted.incidents[inc.id].members[haiku.fingerprint].onset == 100

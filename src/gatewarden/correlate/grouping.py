@@ -28,6 +28,17 @@ def related(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
     return a == b or set(a) <= set(b) or set(b) <= set(a) or bool(shared & set(PARENT_LABELS))
 
 
+def siblings(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """Two different scopes under one parent: same labels, equal on every parent label they
+    carry (at least one), different below it. ``{provider: openai, model: gpt-4o}`` and
+    ``{provider: openai, model: gpt-4o-mini}`` are siblings; two keys of one team too.
+    :func:`related` says no to these (they contradict on the child label)."""
+    if a == b or set(a) != set(b):
+        return False
+    parents = set(a) & set(PARENT_LABELS)
+    return bool(parents) and all(a[k] == b[k] for k in parents)
+
+
 def topology_rank(scope: Mapping[str, str]) -> tuple[int, int]:
     """Sort key: fewer labels and more general labels rank first."""
     depth = min((_DEPTH.get(k, len(_DEPTH)) for k in scope), default=len(_DEPTH))

@@ -101,6 +101,9 @@ def _fold_member(incident: OpenIncident, event: Event, firing: dict[str, AlertSt
     if event.type in (EventType.ALERT_GROUPED, EventType.ALERT_INHIBITED):
         state = firing.get(p["fingerprint"])
         onset = state.first_bad_ts if state and state.first_bad_ts else event.ts
+        previous = incident.members.get(p["fingerprint"])
+        if previous is not None:  # a recurrence keeps its first onset, as in the live path
+            onset = min(previous.onset, onset)
         incident.members[p["fingerprint"]] = Member(p["kind"], dict(p["scope"]), onset)
         incident.last_fired_ts = event.ts
         if p.get("root_cause"):

@@ -65,6 +65,16 @@ def _where(scope: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in scope.items()) or "all traffic"
 
 
+#: Labels of the serving side: what a provider, a model or a model group did.
+_SERVING_LABELS = frozenset({"provider", "model", "requested_model"})
+
+
+def _client_explains_provider(cause: Mapping[str, str], symptom: Mapping[str, str]) -> bool:
+    """A key, team, workflow or session cannot make a provider fail or slow down, even when in
+    one tick most of the provider's few failures went through it (the tail of an outage)."""
+    return bool(_SERVING_LABELS & set(symptom)) and not _SERVING_LABELS & set(cause)
+
+
 def explain(
     cause: tuple[str, Mapping[str, str]],
     symptom: tuple[str, Mapping[str, str]],
@@ -84,7 +94,11 @@ def explain(
             return Explanation(f"inside {cause_kind} on {_where(cause_scope)}", rule.inhibit)
         if rule.relation == "contains" and nested(dict(cause_scope), scope):
             return Explanation(f"driven by {cause_kind} on {_where(cause_scope)}", rule.inhibit)
-        if rule.relation == "share" and not nested(dict(cause_scope), scope):
+        if (
+            rule.relation == "share"
+            and not nested(dict(cause_scope), scope)
+            and not _client_explains_provider(cause_scope, scope)
+        ):
             share = topology.share(scope, cause_scope, kind=kind)
             if share >= rule.min_share:
                 return Explanation(

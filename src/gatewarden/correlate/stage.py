@@ -11,7 +11,7 @@ from typing import Any
 
 from gatewarden.correlate.alerts import AlertBook, AlertState, Transition
 from gatewarden.correlate.config import CorrelateConfig
-from gatewarden.correlate.grouping import describe, related
+from gatewarden.correlate.grouping import describe, related, siblings
 from gatewarden.correlate.incidents import RESTORE_TYPES, Member, OpenIncident, restore
 from gatewarden.correlate.rules import Explanation, explain
 from gatewarden.correlate.silence import SilenceMuter
@@ -148,8 +148,11 @@ class CorrelateStage:
             # A resolved incident reopens only for a recurrence of what it was about: a
             # different kind of alert on a related scope later on is a new problem.
             recurring = incident.resolved_at is not None
+            # The same kind of alert on a sibling (another model of the provider, another key
+            # of the team) is the parent's problem showing up one child at a time.
             if any(
-                related(alert.scope, m.scope) and (not recurring or m.kind == alert.kind)
+                (related(alert.scope, m.scope) and (not recurring or m.kind == alert.kind))
+                or (m.kind == alert.kind and siblings(alert.scope, m.scope))
                 for m in incident.members.values()
             ):
                 return incident, Explanation(f"related to {describe(root.kind, root.scope)}", False)
@@ -179,12 +182,18 @@ class CorrelateStage:
         fp = state.fingerprint
         member = Member(alert.kind, dict(alert.scope), state.first_bad_ts or now)
         symptom = (alert.kind, alert.scope)
-        for other in incident.members.values():
-            if self._explain((other.kind, other.scope), symptom):
-                other.explains += 1
+        previous = incident.members.get(fp)
+        if previous is not None:
+            # A recurrence of a member keeps its first onset and what it explained: the root
+            # cause is ranked by when the problem began, not by when it came back.
+            member.onset, member.explains = min(previous.onset, member.onset), previous.explains
+        else:
+            for other in incident.members.values():
+                if self._explain((other.kind, other.scope), symptom):
+                    other.explains += 1
         root = incident.root_member
-        if self._explain(symptom, (root.kind, root.scope)) is not None:
-            member.explains = root.explains + 1
+        if root is not previous and self._explain(symptom, (root.kind, root.scope)) is not None:
+            member.explains = max(member.explains, root.explains + 1)
         incident.members[fp] = member
         incident.last_fired_ts = now
         payload: dict[str, Any] = {
