@@ -37,11 +37,18 @@ def _quality() -> Main:
     return quality.main
 
 
+def _correlation() -> Main:
+    from benchmarks import correlation
+
+    return correlation.main
+
+
 BENCHMARKS: dict[str, Callable[[], Main]] = {
     "nab": _nab,
     "throughput": _throughput,
     "live_tick": _live_tick,
     "quality": _quality,
+    "correlation": _correlation,
 }
 
 

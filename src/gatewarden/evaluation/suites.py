@@ -341,3 +341,61 @@ def standard_cases(seed: int, *, hours: float = 5.0, subtle: bool | None = None)
             constructs=tuple(constructs),
         ),
     ]
+
+
+# -- correlation suites (issue 4) --------------------------------------------------------------
+
+
+def outage_heavy_case(seed: int, *, hours: float = 4.0) -> Case:
+    """Provider outages one after another, at traffic busy enough that each one fires on the
+    provider, its models, its model groups' fallbacks and dozens of keys: the case where
+    correlation has to turn many alerts into one incident per outage."""
+    rng = np.random.default_rng(seed)
+    outages: list[Fault] = []
+    for _ in range(6):
+        provider = _pick(rng, list(_PROVIDER_MODELS))
+        outages.append(
+            ProviderOutage(
+                start=0,
+                duration=float(rng.uniform(480, 900)),
+                provider=provider,
+                model=_pick(rng, _PROVIDER_MODELS[provider]) if rng.random() < 0.25 else None,
+                error_rate=float(rng.choice([0.3, 0.6, 0.9])),
+            )
+        )
+    scenario = Scenario(
+        name=f"outages-{seed}",
+        seed=seed,
+        start=1_748_937_600.0 + float(rng.integers(0, 24)) * 3600.0,
+        duration_s=hours * 3600.0,
+        base_rps=float(rng.uniform(10, 20)),
+        faults=schedule(outages, first_s=1200.0, gap_s=1200.0, end_s=hours * 3600.0),
+    )
+    return Case(name=scenario.name, scenario=scenario)
+
+
+def overlap_case(seed: int, *, hours: float = 2.0) -> Case:
+    """Unrelated faults at the same time: a TTFT degradation on one provider while a key surges
+    and (later) the other provider fails. Each must stay its own incident."""
+    rng = np.random.default_rng(seed + 500)
+    slow, failing = ("openai", "anthropic") if rng.random() < 0.5 else ("anthropic", "openai")
+    at = 1500.0 + float(rng.uniform(0, 120))
+    faults: list[Fault] = [
+        TtftDegradation(start=at, duration=1200.0, provider=slow, factor=2.5),
+        KeySurge(
+            start=at + float(rng.uniform(60, 240)),
+            duration=600.0,
+            api_key=_pick(rng, _BUSY_KEYS),
+            factor=float(rng.choice([10.0, 20.0])),
+        ),
+        ProviderOutage(start=at + 480.0, duration=600.0, provider=failing, error_rate=0.5),
+    ]
+    scenario = Scenario(
+        name=f"overlap-{seed}",
+        seed=seed + 500,
+        start=1_748_937_600.0 + float(rng.integers(0, 24)) * 3600.0,
+        duration_s=hours * 3600.0,
+        base_rps=float(rng.uniform(6, 14)),
+        faults=faults,
+    )
+    return Case(name=scenario.name, scenario=scenario)
