@@ -43,7 +43,7 @@ from gatewarden.detect.spec import DetectorSpec
 from gatewarden.ingest.fast_log import DEFAULT_BLOCK_BYTES, Progress, concat_records, iter_log
 from gatewarden.models import EventType
 from gatewarden.pipeline import Pipeline
-from gatewarden.projections import incidents_from_events
+from gatewarden.projections import incident_members, incidents_from_events
 from gatewarden.protocols import Batch, Stage, Tick
 from gatewarden.store import SQLiteStore
 
@@ -268,6 +268,7 @@ def run_backtest(
 def _document(store: SQLiteStore, *, records: int, malformed: int) -> dict[str, Any]:
     events = store.events()
     alerts_total = sum(1 for e in events if e.type is EventType.ALERT_FIRED)
+    members = incident_members(events)
     incidents = [
         {
             "id": inc.id,
@@ -277,6 +278,7 @@ def _document(store: SQLiteStore, *, records: int, malformed: int) -> dict[str, 
             "scope": dict(inc.scope),
             "severity": inc.severity.value,
             "alerts": len(inc.alerts),
+            "members": members.get(inc.id, []),
         }
         for inc in incidents_from_events(events)
     ]

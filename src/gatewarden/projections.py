@@ -51,6 +51,7 @@ from gatewarden.models import (
     IncidentStatus,
     RunState,
     Severity,
+    scope_key,
 )
 
 INCIDENT_TYPES: tuple[EventType, ...] = (
@@ -142,6 +143,26 @@ _RUN_STATES: dict[EventType, RunState] = {
     EventType.APPROVAL_REQUESTED: RunState.WAITING_APPROVAL,
     EventType.APPROVAL_GRANTED: RunState.RUNNING,
 }
+
+
+_MEMBER_EVENTS = (EventType.ALERT_FIRED, EventType.ALERT_GROUPED, EventType.ALERT_INHIBITED)
+
+
+def incident_members(events: Iterable[Event]) -> dict[str, list[dict[str, Any]]]:
+    """Incident id -> the distinct ``{"kind", "scope"}`` of the alerts filed under it (fired,
+    grouped or inhibited), in order of arrival: a fallback storm filed under the provider
+    outage that caused it is still listed as a storm on its own model group."""
+    members: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for event in events:
+        payload = event.payload
+        if event.type not in _MEMBER_EVENTS or not event.incident_id or "kind" not in payload:
+            continue
+        scope = dict(payload.get("scope", {}))
+        key = (str(payload["kind"]), scope_key(scope))
+        members.setdefault(event.incident_id, {}).setdefault(
+            key, {"kind": payload["kind"], "scope": scope}
+        )
+    return {incident: list(found.values()) for incident, found in members.items()}
 
 
 def run_from_events(events: Iterable[Event]) -> ActionRun | None:

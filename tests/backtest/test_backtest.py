@@ -101,6 +101,9 @@ def test_streamed_backtest_equals_the_plain_replay(
     assert expected["malformed"] == 2
     incidents = expected["incidents"]
     assert isinstance(incidents, list) and incidents  # the outage opened an incident
+    for incident in incidents:  # members list every alert filed under it, the root included
+        assert {"kind": incident["kinds"][0], "scope": incident["scope"]} in incident["members"]
+        assert len(incident["members"]) == incident["alerts"]
     # tiny blocks: every tick spans blocks; gzip with larger blocks: another reader
     assert run_backtest(outage_log, specs, block_bytes=20_000) == expected
     gz = tmp_path / "requests.jsonl.gz"

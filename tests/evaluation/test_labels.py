@@ -11,10 +11,10 @@ from gatewarden.evaluation.labels import (
     compatible,
     evaluate_backtest,
     format_scores,
-    incident_members,
     matches,
     score_incidents,
 )
+from gatewarden.projections import incident_members
 
 DAY = 86_400.0
 

@@ -27,12 +27,10 @@ or the whole labels document, whose ``start``/``end`` then give the duration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from gatewarden.models import Event, EventType, scope_key
 
 #: An incident may open this long before its fault's labelled start and still match it.
 EARLY_S = 60.0
@@ -146,25 +144,6 @@ def _summary(
         out["precision"] = (incidents - false) / incidents if incidents else None
         out["false_per_day"] = false / (duration_s / _DAY_S)
     return out
-
-
-_MEMBER_EVENTS = (EventType.ALERT_FIRED, EventType.ALERT_GROUPED, EventType.ALERT_INHIBITED)
-
-
-def incident_members(events: Iterable[Event]) -> dict[str, list[dict[str, Any]]]:
-    """Incident id -> the distinct ``{"kind", "scope"}`` of the alerts filed under it (fired,
-    grouped or inhibited), in order of arrival: what a backtest document's ``members`` holds."""
-    members: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
-    for event in events:
-        payload = event.payload
-        if event.type not in _MEMBER_EVENTS or not event.incident_id or "kind" not in payload:
-            continue
-        scope = dict(payload.get("scope", {}))
-        key = (str(payload["kind"]), scope_key(scope))
-        members.setdefault(event.incident_id, {}).setdefault(
-            key, {"kind": payload["kind"], "scope": scope}
-        )
-    return {incident: list(found.values()) for incident, found in members.items()}
 
 
 def evaluate_backtest(
