@@ -29,7 +29,6 @@ from gatewarden.evaluation.suites import (
     overlap_case,
     pool,
     run_case,
-    with_storm_members,
 )
 
 DETECTORS = Path(__file__).resolve().parents[1] / "detectors"
@@ -39,7 +38,7 @@ def _run(cases: Sequence[Case], workdir: Path) -> list[dict[str, Any]]:
     specs = [spec for spec in load_detector_specs(DETECTORS) if spec.enabled]
     results = []
     for case in cases:
-        result = with_storm_members(run_case(case, specs, workdir))
+        result = run_case(case, specs, workdir)
         document = result["document"]
         incidents = len(document["incidents"])
         print(

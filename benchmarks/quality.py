@@ -9,7 +9,13 @@ very expensive request, across the daily peak). Each log goes through the real
 ``gatewarden.backtest.run_backtest`` with the shipped ``detectors/``, and the incidents are
 scored against the labels (:mod:`gatewarden.evaluation.labels`).
 
-``python -m benchmarks.quality [--seeds 1 2 3 4 5 6] [--hours 5] [--workdir DIR] [--json]``
+The same seeds run twice: once on the simulator's own traffic model, and once with arrivals
+and token sizes taken from real LLM serving traces (``../shared/traces/``: Azure 2023 code and
+conversation, Mooncake conversation; seed ``i`` uses trace ``i mod 3``), traffic this project
+did not generate. Each suite is checked against the targets on its own.
+
+``python -m benchmarks.quality [--seeds 1 2 3 4 5 6] [--hours 5] [--traces FILE ...]
+[--workdir DIR] [--json]`` (``--traces`` with no file: the simulator suite only)
 """
 
 from __future__ import annotations
@@ -27,9 +33,16 @@ from typing import Any
 import numpy as np
 
 from gatewarden.detect import load_detector_specs
-from gatewarden.evaluation.suites import pool, run_case, standard_cases, with_storm_members
+from gatewarden.evaluation.suites import pool, run_case, standard_cases
+from gatewarden.simulator.trace_shape import TraceArrivals
 
 DETECTORS = Path(__file__).resolve().parents[1] / "detectors"
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+DEFAULT_TRACES = (
+    TRACES / "azure2023" / "AzureLLMInferenceTrace_conv.csv",
+    TRACES / "azure2023" / "AzureLLMInferenceTrace_code.csv",
+    TRACES / "mooncake" / "conversation_trace.jsonl",
+)
 TARGETS = {
     "recall": (">=", 0.9),
     "precision": (">=", 0.85),
@@ -74,17 +87,22 @@ def _check(figures: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run(seeds: Sequence[int], hours: float, workdir: Path) -> dict[str, Any]:
+def run(
+    seeds: Sequence[int], hours: float, workdir: Path, traces: Sequence[Path] = ()
+) -> dict[str, Any]:
+    """One suite over ``seeds``: on the traffic model, or (``traces``) seed ``i`` on trace
+    ``i mod len(traces)``."""
     specs = [spec for spec in load_detector_specs(DETECTORS) if spec.enabled]
     results = []
     for seed in seeds:
-        for case in standard_cases(seed, hours=hours):
+        trace = TraceArrivals(path=traces[seed % len(traces)]) if traces else None
+        for case in standard_cases(seed, hours=hours, trace=trace):
             started = time.perf_counter()
-            result = with_storm_members(run_case(case, specs, workdir))
+            result = run_case(case, specs, workdir)
             results.append(result)
             took = time.perf_counter() - started
             print(
-                f"{case.name:<14} {result['records']:>8} records {took:6.1f} s  "
+                f"{case.name:<40} {result['records']:>8} records {took:6.1f} s  "
                 f"found {result['detected']}/{result['faults']}  "
                 f"false {result['false_incidents']}  "
                 f"hard negatives hit {result['negatives_hit']}/{result['negatives']}",
@@ -103,23 +121,30 @@ def main(argv: Sequence[str] = ()) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     parser.add_argument("--hours", type=float, default=5.0)
+    parser.add_argument("--traces", type=Path, nargs="*", default=list(DEFAULT_TRACES))
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(list(argv))
+    suites = [("simulator traffic model", [])]
+    if args.traces:
+        suites.append((f"real traces ({', '.join(p.name for p in args.traces)})", args.traces))
     with tempfile.TemporaryDirectory(prefix="gatewarden-quality-") as scratch:
         workdir = args.workdir or Path(scratch)
-        report = run(args.seeds, args.hours, workdir)
+        reports = [(name, run(args.seeds, args.hours, workdir, traces)) for name, traces in suites]
+    for name, report in reports:
+        print(f"\n== {name} ==")
+        _print_report(report, args.seeds, json_out=args.json)
+
+
+def _print_report(report: dict[str, Any], seeds: Sequence[int], *, json_out: bool) -> None:
     pooled = report["pooled"]
     results = report["results"]
     days = sum(r["duration_s"] for r in results) / 86_400
     print(
-        f"\n{len(args.seeds)} seeds, {len(results)} logs, {days * 24:.0f} simulated hours, "
+        f"{len(seeds)} seeds, {len(results)} logs, {days * 24:.0f} simulated hours, "
         f"{pooled['faults']} faults, {pooled['incidents']} incidents, "
         f"{pooled['negatives_hit']}/{pooled['negatives']} hard negatives hit"
     )
-    if any(r.get("storm_members_patched") for r in results):
-        print("(fallback storms filed under their cause matched by kind and time: the backtest")
-        print(" document lists no incident members yet)")
     print("\n".join(_check(pooled)))
     print(f"  ttd_p90_s      {_fmt(pooled['ttd_p90_s'], '.0f'):>8}")
     print("\nper kind          faults  recall  ttd p50  ttd p90  incidents/fault")
@@ -129,7 +154,7 @@ def main(argv: Sequence[str] = ()) -> None:
             f"  {_fmt(figures['ttd_p50_s'], '.0f'):>6}s  {_fmt(figures['ttd_p90_s'], '.0f'):>6}s"
             f"  {_fmt(figures['fragmentation']):>8}"
         )
-    if args.json:
+    if json_out:
         slim = {"pooled": pooled, "by_kind": report["by_kind"]}
         print(json.dumps(slim, indent=1, default=str))
 

@@ -15,7 +15,7 @@ import pytest
 
 from gatewarden.detect import load_detector_specs
 from gatewarden.evaluation.constructs import ExpensiveRequest, LongSession
-from gatewarden.evaluation.suites import Case, pool, run_case, with_storm_members
+from gatewarden.evaluation.suites import Case, pool, run_case
 from gatewarden.simulator import (
     AgentLoop,
     CostSpike,
@@ -85,8 +85,7 @@ def cases() -> list[Case]:
 def results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     specs = [s for s in load_detector_specs(DETECTORS_DIR) if s.enabled]
     directory = tmp_path_factory.mktemp("suite")
-    # until the backtest document lists incident members, see with_storm_members
-    return [with_storm_members(run_case(case, specs, directory)) for case in cases()]
+    return [run_case(case, specs, directory) for case in cases()]
 
 
 def test_every_fault_found_quickly_once(results: list[dict[str, Any]]) -> None:

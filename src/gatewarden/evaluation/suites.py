@@ -43,6 +43,7 @@ from gatewarden.simulator import (
     Scenario,
     TtftDegradation,
 )
+from gatewarden.simulator.trace_shape import TraceArrivals
 
 
 @dataclass(frozen=True)
@@ -105,31 +106,6 @@ def run_case(
         "labels": labels["labels"],
         **scores,
     }
-
-
-def with_storm_members(result: dict[str, Any]) -> dict[str, Any]:
-    """Re-score a :func:`run_case` result whose document lists no incident ``members``.
-
-    A fallback storm is rightly filed under the provider errors that cause it, so its incident's
-    scope is the provider's and the scorer needs the member alerts to see the storm's own scope.
-    Until the backtest document lists members, an incident that carries ``fallback_storm`` and
-    opened in a storm label's window is given that label's scope as a member. A no-op when the
-    document has members."""
-    incidents = result["document"]["incidents"]
-    if all("members" in incident for incident in incidents):
-        return result
-    patched = []
-    for incident in incidents:
-        members = [
-            {"kind": label["kind"], "scope": label["scope"]}
-            for label in result["labels"]
-            if label["kind"] == "fallback_storm"
-            and label["kind"] in incident["kinds"]
-            and label["start"] - 60 <= incident["opened_at"] <= label["end"]
-        ]
-        patched.append({**incident, "members": members})
-    scores = score_incidents(patched, result["labels"], duration_s=result["duration_s"])
-    return {**result, **scores, "storm_members_patched": True}
 
 
 def pool(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -289,20 +265,30 @@ def drift(
     ]
 
 
-def standard_cases(seed: int, *, hours: float = 5.0, subtle: bool | None = None) -> list[Case]:
+def standard_cases(
+    seed: int,
+    *,
+    hours: float = 5.0,
+    subtle: bool | None = None,
+    trace: TraceArrivals | None = None,
+) -> list[Case]:
     """Two cases per seed: faults of every kind (scheduled one after another) in a normal day,
     and a quiet day holding only hard negatives (blips, drift, a planned migration, a new team,
-    a long agent session, an expensive request, the daily peak)."""
+    a long agent session, an expensive request, the daily peak). With ``trace``, both days take
+    their arrivals and token sizes from that real serving trace instead of the traffic model
+    (the case names then end in ``@`` and the trace file's name)."""
     rng = np.random.default_rng(seed)
+    suffix = f"@{trace.path.stem}" if trace is not None else ""
     subtle = bool(rng.random() < 0.5) if subtle is None else subtle
     base_rps = float(rng.uniform(4, 12))
     start = 1_748_937_600.0 + float(rng.integers(0, 24)) * 3600.0
     faults = positive_faults(rng, subtle=subtle)
     faults = [faults[i] for i in rng.permutation(len(faults)).tolist()]
     scenario = Scenario(
-        name=f"faults-{seed}",
+        name=f"faults-{seed}{suffix}",
         seed=seed,
         start=start,
+        trace=trace,
         duration_s=hours * 3600.0,
         base_rps=base_rps,
         faults=schedule(
@@ -311,8 +297,9 @@ def standard_cases(seed: int, *, hours: float = 5.0, subtle: bool | None = None)
     )
     total = hours * 3600.0
     quiet = Scenario(
-        name=f"negatives-{seed}",
+        name=f"negatives-{seed}{suffix}",
         seed=seed + 1000,
+        trace=trace,
         start=1_748_937_600.0 + (15 - hours / 2) * 3600.0,  # across the daily peak
         duration_s=total,
         base_rps=base_rps,

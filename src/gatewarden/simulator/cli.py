@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from gatewarden.clock import ScaledClock
 from gatewarden.errors import ConfigError
 from gatewarden.simulator.offline import write_offline
@@ -22,6 +24,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--start",
         help="override the scenario start: epoch seconds, or 'now' (live mode default: scenario)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="take arrivals and token sizes from a real trace (Azure LLM CSV or Mooncake JSONL)",
     )
     live = parser.add_argument_group("live server")
     live.add_argument("--speed", type=float, default=1.0, help="sim seconds per wall second")
@@ -40,6 +47,8 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         update["seed"] = args.seed
     if args.start is not None:
         update["start"] = float(int(time.time())) if args.start == "now" else float(args.start)
+    if args.trace is not None:
+        update["trace"] = {"path": args.trace}
     # Re-validate so faults are checked against the overridden values.
     return Scenario.model_validate(scenario.model_dump() | update) if update else scenario
 
@@ -50,8 +59,13 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "scenario"
+            print(f"invalid --start/--seed/--trace: {where}: {err['msg']}", file=sys.stderr)
+        return 2
     except ValueError as exc:
-        print(f"invalid --start/--seed: {exc}", file=sys.stderr)
+        print(f"invalid --start/--seed/--trace: {exc}", file=sys.stderr)
         return 2
     if args.out is not None:
         labels = args.labels or args.out.with_name(args.out.name.split(".")[0] + ".labels.json")

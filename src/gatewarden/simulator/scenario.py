@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gatewarden.errors import ConfigError
 from gatewarden.simulator.catalog import Catalog, default_catalog
 from gatewarden.simulator.faults import Fault, ProviderOutage, resolve
+from gatewarden.simulator.trace_shape import TraceArrivals
 
 #: 2025-06-03T08:00:00Z: a fixed default so two runs of the same scenario match byte for byte.
 DEFAULT_START = 1_748_937_600.0
@@ -27,6 +28,11 @@ class Scenario(BaseModel):
     diurnal_amplitude: float = Field(default=0.3, ge=0, lt=1)
     peak_hour_utc: float = Field(default=15.0, ge=0, lt=24)
     burstiness: float = Field(default=0.25, ge=0, le=2, description="sigma of per-minute factor")
+    trace: TraceArrivals | None = Field(
+        default=None,
+        description="take arrival intensity (instead of the per-minute factor) and token sizes "
+        "from a real serving trace, looped from the scenario start",
+    )
     master_key: str = Field(default="sk-sim-master-1234", min_length=1)
     faults: list[Fault] = Field(default_factory=list)
     catalog: Catalog | None = None
@@ -40,6 +46,8 @@ class Scenario(BaseModel):
                 resolve(fault, uid=i, origin=self.start, catalog=catalog, seed=self.seed)
             except ValueError as exc:
                 problems.append(f"faults[{i}] ({fault.type}): {exc}")
+        if self.trace is not None and not self.trace.path.is_file():
+            problems.append(f"trace.path: no such file: {self.trace.path}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -69,6 +77,10 @@ class Scenario(BaseModel):
             raise ConfigError([f"{path}: {exc}"]) from exc
         if not isinstance(raw, dict):
             raise ConfigError([f"{path}: expected a mapping at the top level"])
+        trace = raw.get("trace")
+        if isinstance(trace, dict) and isinstance(trace.get("path"), str):
+            # Relative to the scenario file, like every path in gatewarden's config files.
+            raw["trace"] = {**trace, "path": str(path.parent / trace["path"])}
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

@@ -22,6 +22,7 @@ from gatewarden.simulator.gateway_state import GatewayState
 from gatewarden.simulator.metrics import MetricsAccumulator
 from gatewarden.simulator.router import Record, Router
 from gatewarden.simulator.scenario import Scenario
+from gatewarden.simulator.trace_shape import TraceShape
 from gatewarden.simulator.traffic import BUCKET_S, Intent, TrafficModel
 
 
@@ -53,6 +54,9 @@ class Simulator:
             diurnal_amplitude=scenario.diurnal_amplitude,
             peak_hour_utc=scenario.peak_hour_utc,
             burstiness=scenario.burstiness,
+            shape=TraceShape.load(scenario.trace) if scenario.trace is not None else None,
+            origin=scenario.start,
+            trace_tokens=scenario.trace.tokens if scenario.trace is not None else True,
         )
         self.router = Router(self.catalog, self.state)
         self.metrics = MetricsAccumulator(self.catalog) if metrics else None

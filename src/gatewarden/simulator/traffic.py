@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from gatewarden.simulator.catalog import Catalog, Workflow
 from gatewarden.simulator.faults import ActiveFault, AgentLoop, KeySurge
+from gatewarden.simulator.trace_shape import TraceShape
 
 #: Attempts (primary + fallbacks) an intent pre-draws randomness for; later ones reuse them.
 ATTEMPTS = 3
@@ -58,7 +59,9 @@ class Intent:
 
 
 class TrafficModel:
-    """Poisson arrivals per key: ``base_rps`` x diurnal sinusoid x bursty per-minute factor."""
+    """Poisson arrivals per key: ``base_rps`` x diurnal sinusoid x bursty per-minute factor,
+    or x a real trace's intensity (``shape``, looped from ``origin``) instead of that factor.
+    With ``trace_tokens`` the token sizes come from the trace too."""
 
     def __init__(
         self,
@@ -69,8 +72,14 @@ class TrafficModel:
         diurnal_amplitude: float = 0.3,
         peak_hour_utc: float = 15.0,
         burstiness: float = 0.25,
+        shape: TraceShape | None = None,
+        origin: float = 0.0,
+        trace_tokens: bool = True,
     ) -> None:
         self.catalog = catalog
+        self.shape = shape
+        self.origin = origin
+        self._token_shape = shape if trace_tokens else None
         self.seed = seed
         self.diurnal_amplitude = diurnal_amplitude
         self.peak_hour_utc = peak_hour_utc
@@ -135,6 +144,9 @@ class TrafficModel:
 
     def rate_multiplier(self, ts: float) -> float:
         """Traffic level at ``ts`` relative to ``base_rps``."""
+        if self.shape is not None:
+            second = np.array([math.floor(ts)], dtype=np.int64)
+            return self.diurnal(ts) * float(self.shape.multipliers(second, self.origin)[0])
         return self.diurnal(ts) * self.burst(int(ts // 60))
 
     # -- faults that create traffic ----------------------------------------------------------
@@ -198,6 +210,10 @@ class TrafficModel:
         mids = np.arange(t0, t0 + BUCKET_S, dtype=np.float64) + 0.5
         phase = (mids % _SECONDS_PER_DAY) / _SECONDS_PER_DAY - (self.peak_hour_utc - 6.0) / 24.0
         diurnal = 1.0 + self.diurnal_amplitude * np.sin(2.0 * np.pi * phase)
+        if self.shape is not None:
+            seconds = np.arange(t0, t0 + BUCKET_S, dtype=np.int64)
+            traced: npt.NDArray[np.float64] = diurnal * self.shape.multipliers(seconds, self.origin)
+            return traced
         minutes = (mids // 60).astype(np.int64)
         bursts = np.array([self.burst(m) for m in range(int(minutes[0]), int(minutes[-1]) + 1)])
         result: npt.NDArray[np.float64] = diurnal * bursts[minutes - minutes[0]]
@@ -226,6 +242,17 @@ class TrafficModel:
                 out += intents[bisect.bisect_left(times, t0) : bisect.bisect_left(times, t1)]
         return out
 
+    def _session_outputs(
+        self, rng: np.random.Generator, wf: Workflow, z: npt.NDArray[np.float64]
+    ) -> list[int]:
+        """Output tokens of an agent session's later calls."""
+        if self._token_shape is None:
+            return _lognormal_ints(
+                wf.output_tokens.mu, wf.output_tokens.sigma, z, _MAX_OUTPUT_TOKENS
+            )
+        _, ratio = self._token_shape.token_ratios(rng, len(z))
+        return _scaled_ints(wf.output_tokens.mu, ratio, _MAX_OUTPUT_TOKENS)
+
     def _trace_id(self, bucket: int, stream: int, idx: int) -> str:
         return f"{self._tag}{bucket & 0xFFFFFFFFFF:010x}{stream & 0xFFFF:04x}{idx & 0xFFFFFF:06x}"
 
@@ -248,12 +275,17 @@ class TrafficModel:
         ts_all = np.round(seconds + uniforms[:, _U_OFFSET], 3).tolist()
         u_group = uniforms[:, _U_GROUP].tolist()
         stream_all = (uniforms[:, _U_STREAM] < p["stream_ratio"][keys]).tolist()
-        in_all = _lognormal_ints(
-            p["in_mu"][keys], p["in_sigma"][keys], normals[:, _Z_IN], _MAX_INPUT_TOKENS
-        )
-        out_all = _lognormal_ints(
-            p["out_mu"][keys], p["out_sigma"][keys], normals[:, _Z_OUT], _MAX_OUTPUT_TOKENS
-        )
+        if self._token_shape is None:
+            in_all = _lognormal_ints(
+                p["in_mu"][keys], p["in_sigma"][keys], normals[:, _Z_IN], _MAX_INPUT_TOKENS
+            )
+            out_all = _lognormal_ints(
+                p["out_mu"][keys], p["out_sigma"][keys], normals[:, _Z_OUT], _MAX_OUTPUT_TOKENS
+            )
+        else:
+            in_ratio, out_ratio = self._token_shape.token_ratios(rng, n)
+            in_all = _scaled_ints(p["in_mu"][keys], in_ratio, _MAX_INPUT_TOKENS)
+            out_all = _scaled_ints(p["out_mu"][keys], out_ratio, _MAX_OUTPUT_TOKENS)
         lengths = np.clip(
             np.rint(np.exp(p["calls_mu"][keys] + p["calls_sigma"][keys] * normals[:, _Z_CALLS])),
             1,
@@ -299,15 +331,7 @@ class TrafficModel:
             calls_u = [u_all[i], *rng.random((more, _U_COLS)).tolist()]
             more_z = rng.standard_normal((more, _Z_COLS))
             calls_z = [z_all[i], *more_z.tolist()]
-            calls_out = [
-                out_all[i],
-                *_lognormal_ints(
-                    wf.output_tokens.mu,
-                    wf.output_tokens.sigma,
-                    more_z[:, _Z_OUT],
-                    _MAX_OUTPUT_TOKENS,
-                ),
-            ]
+            calls_out = [out_all[i], *self._session_outputs(rng, wf, more_z[:, _Z_OUT])]
             calls_hash = [hashes[i], *rng.integers(0, 2**62, more).tolist()]
             for c in range(length):
                 # The last call of a session is the final answer; the others request a tool.
@@ -334,6 +358,13 @@ class TrafficModel:
                 )
                 idx += 1
         return out
+
+
+def _scaled_ints(mu: npt.ArrayLike, ratio: npt.NDArray[np.float64], cap: int) -> list[int]:
+    """A workflow's median size (``exp(mu)``) times a trace request's size over its median."""
+    values = np.exp(np.asarray(mu)) * ratio
+    result: list[int] = np.clip(values, 1, cap).astype(np.int64).tolist()
+    return result
 
 
 def _lognormal_ints(
