@@ -24,6 +24,7 @@ from gatewarden.models import (
     Message,
     Sample,
 )
+from gatewarden.verdicts import HealthySet
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -178,7 +179,7 @@ class Tick:
     #: alerts firing this tick
     alerts: list[Alert] = field(default_factory=list)
     #: fingerprints of (kind, scope) series evaluated this tick and found healthy
-    clear: set[str] = field(default_factory=set)
+    clear: HealthySet = field(default_factory=HealthySet)
     #: events appended during this tick, in order
     events: list[Event] = field(default_factory=list)
 

@@ -49,6 +49,10 @@ class AlertBook:
     def get(self, fingerprint: str) -> AlertState | None:
         return self._states.get(fingerprint)
 
+    def fingerprints(self) -> list[str]:
+        """Every tracked fingerprint (a copy: observing may forget entries)."""
+        return list(self._states)
+
     def firing(self) -> list[AlertState]:
         return [s for s in self._states.values() if s.firing]
 

@@ -65,7 +65,10 @@ class CorrelateStage:
                 # The silence ended while the alert still fires: route it now.
                 state.silenced_by = None
                 events.extend(self._route(state, state.last, tick.now))
-        for fp in tick.clear - bad:
+        # Only tracked alerts can change: ask about those rather than walk every healthy series.
+        for fp in self.book.fingerprints():
+            if fp in bad or fp not in tick.clear:
+                continue
             state_before = self.book.get(fp)
             if self.book.observe_good(fp) is Transition.RESOLVED and state_before is not None:
                 events.append(self._resolved_event(tick.now, state_before))

@@ -75,6 +75,16 @@ class Cusum:
         #: the tick length, learnt as the shortest gap between two ticks seen
         self._tick_s = np.inf
         self._last_ts = np.nan
+        #: the inner scores of the tick last scored: the stage scores a tick, then learns the
+        #: same tick, and the inner detector's scoring is most of the work
+        self._scored: tuple[SeriesTick, FloatArray] | None = None
+
+    def _inner_scores(self, x: SeriesTick) -> FloatArray:
+        if self._scored is not None and self._scored[0] is x:
+            return self._scored[1]
+        z = self.inner.score_one(x)
+        self._scored = (x, z)
+        return z
 
     def _step(self, z: FloatArray) -> FloatArray:
         step: FloatArray = np.clip(z, -self.cap, self.cap) - self.k
@@ -104,7 +114,7 @@ class Cusum:
         return previous
 
     def score_one(self, x: SeriesTick) -> FloatArray:
-        z = self.inner.score_one(x)
+        z = self._inner_scores(x)
         slots = self.state.lookup(x.keys)
         with np.errstate(invalid="ignore"):
             advanced = self._advance(z, self._previous(x, slots))
@@ -124,7 +134,8 @@ class Cusum:
         return ticks
 
     def learn_one(self, x: SeriesTick) -> None:
-        z = self.inner.score_one(x)
+        z = self._inner_scores(x)
+        self._scored = None  # the inner state changes below
         known = self.state.lookup(x.keys)
         previous = self._previous(x, known)
         with np.errstate(invalid="ignore"):

@@ -19,6 +19,7 @@ from gatewarden.detect.sessions import SessionFeatures
 from gatewarden.detect.spec import DETECT_LEVELS, DetectorSpec
 from gatewarden.models import Alert
 from gatewarden.protocols import Detector, Filter, FloatArray, SeriesTick, Tick
+from gatewarden.verdicts import HealthySet
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +36,31 @@ class _Running:
     filter: Filter
     #: per-series alert fingerprints, hashed once per series rather than once per tick
     fingerprints: SeriesState = field(default_factory=SeriesState)
+    #: fingerprint -> its slot in ``fingerprints``
+    slot_of: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.fingerprints.add("fp", fill="", dtype=object)
 
-    def fingerprints_of(self, keys: list[str], positions: IntArray) -> set[str]:
+    def judge(self, keys: list[str], healthy: IntArray, into: HealthySet) -> None:
+        """Hand this tick's healthy series to ``into`` as a mask over the fingerprint table."""
         if len(self.fingerprints) > _MAX_CACHED_FINGERPRINTS:
             self.fingerprints = SeriesState()
             self.fingerprints.add("fp", fill="", dtype=object)
+            self.slot_of = {}  # a new dict: earlier ticks' verdicts keep the old one
+        known = len(self.fingerprints)
         slots = self.fingerprints.ensure(keys)
         table = self.fingerprints["fp"]
-        new = slots[table[slots] == ""]
-        for slot in np.unique(new).tolist():
-            key = self.fingerprints.index.key(slot)
-            table[slot] = _fingerprint(self.spec.kind, key)
-        return set(table[slots[positions]].tolist())
+        # slots are dense in order of first appearance: the new ones are the last ones
+        for slot in range(known, len(self.fingerprints)):
+            fp = _fingerprint(self.spec.kind, self.fingerprints.index.key(slot))
+            table[slot] = fp
+            self.slot_of[fp] = slot
+        mask = np.zeros(len(self.fingerprints), dtype=bool)
+        mask[slots[healthy]] = True
+        # Slots never change fingerprint and a grown table is a new array, so the verdicts
+        # can share ``table`` instead of copying it.
+        into.add_judged(self.slot_of, mask, table)
 
 
 class DetectStage:
@@ -79,6 +90,8 @@ class DetectStage:
         ]
         uses_sessions = any(r.spec.level == "session" for r in self._running)
         self.sessions = SessionFeatures() if uses_sessions else None
+        #: each level's keys list of the previous tick
+        self._last_keys: dict[str, list[str]] = {}
 
     @property
     def specs(self) -> list[DetectorSpec]:
@@ -89,7 +102,6 @@ class DetectStage:
             self.history.push(tick.now, tick.frames)
         if self.sessions is not None and "session_id" in tick.records.columns:
             tick.frames["session"] = self.sessions.update(tick.records, tick.now)
-        clear: set[str] = set()
         alerts: list[Alert] = []
         keys: dict[str, list[str]] = {}
         for running in self._running:
@@ -101,11 +113,16 @@ class DetectStage:
             if level not in keys:
                 # one list per level and tick: to_numpy(object).tolist() stays in C, and
                 # detectors on the same level then recognise it without a lookup per key
-                keys[level] = frame.index.to_numpy(dtype=object).tolist()
-            clear |= self._run_one(running, frame, keys[level], tick, alerts)
+                listed = frame.index.to_numpy(dtype=object).tolist()
+                last = self._last_keys.get(level)
+                # the same series as last tick (the usual case): hand over last tick's list
+                # itself, which every detector's index recognises by identity, instead of
+                # each comparing 100k keys
+                keys[level] = self._last_keys[level] = last if last == listed else listed
+            self._run_one(running, frame, keys[level], tick, alerts)
         tick.alerts.extend(enrich(alerts, tick.records))
-        firing = {alert.fingerprint for alert in tick.alerts}
-        tick.clear |= clear - firing
+        # a fingerprint firing under one spec is never clear because another spec judged it
+        tick.clear.exclude(alert.fingerprint for alert in tick.alerts)
 
     def _run_one(
         self,
@@ -114,7 +131,7 @@ class DetectStage:
         keys: list[str],
         tick: Tick,
         alerts: list[Alert],
-    ) -> set[str]:
+    ) -> None:
         spec = running.spec
         x = _series_tick(running.detector, frame, spec, keys, tick.now)
         scores = running.detector.score_one(x)
@@ -168,7 +185,8 @@ class DetectStage:
         alerts.extend(parents)
         alerts.extend(alert for _, alert in fired)
         running.detector.learn_one(x)
-        return running.fingerprints_of(keys, healthy) | parents_clear
+        running.judge(keys, healthy, tick.clear)
+        tick.clear.update(parents_clear)
 
 
 def _series_tick(
