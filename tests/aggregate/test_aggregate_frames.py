@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gatewarden.aggregate import LEVELS, METRICS, AggregateStage, aggregate
+from gatewarden.aggregate import LEVELS, METRICS, AggregateStage, LabelCache, aggregate
+from gatewarden.aggregate import frames as frames_module
 from gatewarden.ingest.request_log import empty_frame, records_frame
 from gatewarden.models import RequestRecord, scope_key
 from gatewarden.protocols import Tick
@@ -195,3 +196,64 @@ def test_per_call_share_and_sample_metrics(frames: dict[str, pd.DataFrame]) -> N
     assert math.isnan(anthropic["cost_per_call"])
     assert math.isnan(anthropic["cost_p50"])
     assert frames["api_key"]["share"].sum() == pytest.approx(1.0)
+
+
+def test_group_order_is_a_stable_sort_past_16_bits() -> None:
+    rng = np.random.default_rng(3)
+    for groups in (3, 70_000, 300_000):
+        g = rng.integers(0, groups, 200_000)
+        order = frames_module._group_order(g, groups)
+        np.testing.assert_array_equal(order, np.argsort(g, kind="stable"))
+
+
+def test_percentiles_match_pandas_with_ties_and_gaps() -> None:
+    rng = np.random.default_rng(7)
+    n = 5_000
+    frame = empty_frame().reindex(range(n))
+    frame["provider"] = rng.choice(["openai", "anthropic", "gateway"], n)
+    frame["model"] = rng.choice(["a", "b", "c"], n)
+    frame["requested_model"] = frame["model"]
+    frame["api_key"] = rng.choice([f"k{i}" for i in range(900)], n)
+    frame["team"] = rng.choice(["t1", "t2", None], n)
+    frame["workflow"] = rng.choice(["w1", None], n)
+    frame["status"] = rng.choice([200, 500], n, p=[0.9, 0.1])
+    frame["latency_ms"] = rng.choice([100.0, 250.0, 900.0, np.nan], n)  # ties and gaps
+    frame["ttft_ms"] = np.where(rng.random(n) < 0.5, np.nan, rng.lognormal(5, 1, n))
+    frame["input_tokens"] = 1
+    frame["output_tokens"] = 1
+    frame["cost_usd"] = rng.random(n)
+    frame["fallback"] = rng.random(n) < 0.1
+    radix = aggregate(frame, start=0.0, end=15.0)
+    pandas_p95 = frame.groupby(["team", "api_key"], dropna=False)["latency_ms"].quantile(0.95)
+    np.testing.assert_allclose(
+        np.sort(radix["api_key"]["latency_p95"].to_numpy()), np.sort(pandas_p95.to_numpy())
+    )
+
+
+def test_label_cache_gives_the_same_frames_across_ticks_with_churn() -> None:
+    """Live aggregation keeps sorted label codes and scope keys from tick to tick: frames are
+    identical to a fresh aggregation whether the series stay, vanish, return or are new."""
+    rng = np.random.default_rng(11)
+    cache = LabelCache()
+    keys = [f"k{i:03d}" for i in range(300)]
+    for tick in range(8):
+        n = 2_000
+        frame = empty_frame().reindex(range(n))
+        active = keys[tick * 20 : 200 + tick * 15]  # some leave, some are new each tick
+        frame["api_key"] = rng.choice(active, n)
+        frame["team"] = rng.choice(["t1", "t2", None], n)
+        frame["provider"] = rng.choice(["openai", "anthropic", "gateway"], n)
+        frame["model"] = rng.choice(["a", "b"] if tick % 2 else ["a", "b", "c"], n)
+        frame["requested_model"] = frame["model"]
+        frame["workflow"] = rng.choice(["w1", None], n)
+        frame["status"] = rng.choice([200, 500], n)
+        frame["latency_ms"] = rng.random(n)
+        frame["ttft_ms"] = np.nan
+        frame["input_tokens"] = 1
+        frame["output_tokens"] = 2
+        frame["cost_usd"] = rng.random(n)
+        frame["fallback"] = False
+        cached = aggregate(frame, start=0.0, end=15.0, cache=cache)
+        fresh = aggregate(frame, start=0.0, end=15.0)
+        for level, expected in fresh.items():
+            pd.testing.assert_frame_equal(cached[level], expected)

@@ -14,6 +14,7 @@ from gatewarden.aggregate.frames import (
     empty_level_frame,
 )
 from gatewarden.aggregate.history import HistoryEntry, SeriesHistory, level_for
+from gatewarden.aggregate.labelcache import LabelCache
 from gatewarden.protocols import Tick
 
 
@@ -22,8 +23,12 @@ class AggregateStage:
 
     name = "aggregate"
 
+    def __init__(self) -> None:
+        self._cache = LabelCache()
+
     def run(self, tick: Tick) -> None:
-        tick.frames.update(aggregate(tick.records, start=tick.start, end=tick.now))
+        frames = aggregate(tick.records, start=tick.start, end=tick.now, cache=self._cache)
+        tick.frames.update(frames)
 
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "RATIOS",
     "AggregateStage",
     "HistoryEntry",
+    "LabelCache",
     "SeriesHistory",
     "aggregate",
     "empty_level_frame",

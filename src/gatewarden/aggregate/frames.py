@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gatewarden.aggregate.labelcache import LabelCache
+
 #: Grouping levels and their scope labels (in ``SCOPE_LABELS`` order, so the joined key is the
 #: canonical :func:`gatewarden.models.scope_key`).
 LEVELS: dict[str, tuple[str, ...]] = {
@@ -125,7 +127,7 @@ FloatArray = npt.NDArray[np.float64]
 class _Rows:
     """The columns every level needs, extracted once per window."""
 
-    def __init__(self, records: pd.DataFrame) -> None:
+    def __init__(self, records: pd.DataFrame, cache: LabelCache | None) -> None:
         status = records["status"].to_numpy(dtype=np.int64)
         self.rejected = (records["provider"] == GATEWAY_PROVIDER).to_numpy(dtype=bool)
         provider_error = (status >= 500) | (status == 429)
@@ -157,13 +159,18 @@ class _Rows:
         for label in _LABELS:
             # factorising an object array is ~4x faster than pandas' arrow-backed strings
             values = records[label].to_numpy(dtype=object)
+            if cache is not None:
+                self.codes[label], self.uniques[label] = cache.codes(label, values)
+                continue
             codes, uniques = pd.factorize(values, sort=True)
             self.codes[label] = codes.astype(np.int64)
             self.uniques[label] = np.asarray(uniques, dtype=object)
         self.n = len(status)
 
 
-def aggregate(records: pd.DataFrame, *, start: float, end: float) -> dict[str, pd.DataFrame]:
+def aggregate(
+    records: pd.DataFrame, *, start: float, end: float, cache: LabelCache | None = None
+) -> dict[str, pd.DataFrame]:
     """Aggregate one tick window's request records into one frame per level of :data:`LEVELS`.
 
     Each frame is indexed by the canonical scope key (``provider=openai,model=gpt-4o``; the
@@ -171,14 +178,15 @@ def aggregate(records: pd.DataFrame, *, start: float, end: float) -> dict[str, p
     optional qualifier is missing, and then left out of the key) and the :data:`METRICS`.
     ``share`` is the series' requests over every request of the window (gateway rejections
     included), so a change that lifts all traffic alike (the daily peak) leaves it unchanged.
+    A live caller passes the same :class:`LabelCache` every tick (same result, less work).
     """
     window = end - start
     if not window > 0:
         raise ValueError(f"tick window must be positive, got start={start} end={end}")
-    rows = _Rows(records)
+    rows = _Rows(records, cache)
     everything = np.ones(rows.n, dtype=bool)
     whole = _Groups(np.zeros(rows.n, dtype=np.int64), 1, np.empty((1, 0), dtype=np.int64))
-    frames = {"global": _level(rows, (), everything, whole, window)}
+    frames = {"global": _level(rows, (), everything, whole, window, cache)}
     for level, labels in LEVELS.items():
         if not labels:
             continue
@@ -187,7 +195,7 @@ def aggregate(records: pd.DataFrame, *, start: float, end: float) -> dict[str, p
         for label in labels:
             if label not in optional:
                 mask &= rows.codes[label] >= 0
-        frames[level] = _level(rows, labels, mask, _group(rows, labels, mask), window)
+        frames[level] = _level(rows, labels, mask, _group(rows, labels, mask), window, cache)
     return frames
 
 
@@ -232,6 +240,7 @@ def _level(
     mask: npt.NDArray[np.bool_],
     groups: _Groups,
     window: float,
+    cache: LabelCache | None,
 ) -> pd.DataFrame:
     ids, count = groups.ids, groups.count
 
@@ -248,10 +257,12 @@ def _level(
     columns["ok_cost"] = sums(rows.ok_cost)
     streamed = ~rows.ttft_missing[mask]
     columns["ttft_samples"] = np.bincount(ids[streamed], minlength=count).astype(np.int64)
-    columns["ttft_p50"], columns["ttft_p95"] = _quantiles(ids, rows.ttft, mask, count, (0.5, 0.95))
-    (columns["latency_p95"],) = _quantiles(ids, rows.latency, mask, count, (0.95,))
+    row_group = np.full(rows.n, -1, dtype=np.int64)
+    row_group[mask] = ids
+    columns["ttft_p50"], columns["ttft_p95"] = _quantiles(row_group, rows.ttft, count, (0.5, 0.95))
+    (columns["latency_p95"],) = _quantiles(row_group, rows.latency, count, (0.95,))
     # the median call's cost: one long, expensive agent session does not move it
-    (columns["cost_p50"],) = _quantiles(ids, rows.ok_cost_ranked, mask, count, (0.5,))
+    (columns["cost_p50"],) = _quantiles(row_group, rows.ok_cost_ranked, count, (0.5,))
     volume = requests.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_request = np.where(volume > 0, 1.0 / np.where(volume > 0, volume, 1.0), np.nan)
@@ -268,7 +279,18 @@ def _level(
     label_columns = {
         label: _label_values(rows, label, groups.codes[:, i]) for i, label in enumerate(labels)
     }
-    keys = _scope_keys(label_columns, labels) if labels else [""]
+    if not labels:
+        keys = [""]
+    elif cache is None:
+        keys = _scope_keys(label_columns, labels)
+    else:
+        widths = tuple(len(rows.uniques[label]) + 1 for label in labels)
+
+        def build(positions: IntArray) -> list[str]:
+            subset = {label: values[positions] for label, values in label_columns.items()}
+            return _scope_keys(subset, labels)
+
+        keys = cache.scope_keys(labels, groups.codes, widths, build)
     return _frame(label_columns, columns, keys)
 
 
@@ -298,33 +320,44 @@ def _frame(
 
 
 class _Ranked:
-    """One percentile column of the window: sorted once, so each level's per-group sort is
-    one integer sort of ``group * n + rank`` instead of a (group, value) lexsort (which cost
-    ~20 ms per level and column at 100k rows)."""
+    """One percentile column of the window, sorted once; each level then only has to regroup
+    the sorted values (see :func:`_quantiles`)."""
 
     def __init__(self, values: FloatArray) -> None:
-        order = np.argsort(values, kind="stable")  # NaN sorts last
-        self.sorted = values[order]
+        # NaN sorts last whatever the kind; ties may come in any order (they are equal values)
+        self.order = np.argsort(values)
+        self.sorted = values[self.order]
         self.valid = int(np.count_nonzero(~np.isnan(values)))
-        self.rank = np.empty(len(values), dtype=np.int64)
-        self.rank[order] = np.arange(len(values), dtype=np.int64)
-        self.n = max(len(values), 1)
+
+
+def _group_order(g: IntArray, groups: int) -> IntArray:
+    """Positions that sort ``g`` stably. An LSD radix sort on 16-bit digits: numpy radix-sorts
+    16-bit integers in O(n), several times faster than its int64 sort (measured 0.75 vs 4.5 ms
+    at 100k rows); a level with more than 65535 groups takes a second pass."""
+    order: IntArray = np.argsort((g & 0xFFFF).astype(np.uint16), kind="stable")
+    if groups > 0xFFFF:  # group ids < 2**32: there are fewer groups than rows
+        high = (g[order] >> 16).astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
+    return order
 
 
 def _quantiles(
-    group: IntArray,
+    row_group: IntArray,
     column: _Ranked,
-    mask: npt.NDArray[np.bool_],
     groups: int,
     qs: tuple[float, ...],
 ) -> list[FloatArray]:
     """Per-group linear-interpolated quantiles of the non-NaN values (NaN for empty groups),
-    with the same arithmetic as pandas' ``group_quantile``."""
-    rank = column.rank[mask]
-    ok = rank < column.valid
-    g = group[ok]
-    ordered = np.sort(g * column.n + rank[ok])
-    v = column.sorted[ordered % column.n]
+    with the same arithmetic as pandas' ``group_quantile``. ``row_group`` is every row's group
+    id (-1 outside the level).
+
+    The rows are walked in value order and stably sorted by group, so each group's values
+    come out sorted: one O(n) radix sort per level and column instead of a (group, value) sort.
+    """
+    g = row_group[column.order[: column.valid]]
+    present = g >= 0
+    g = g[present]
+    v = column.sorted[: column.valid][present][_group_order(g, groups)]
     counts = np.bincount(g, minlength=groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if groups else counts
     out: list[FloatArray] = []
