@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from gatewarden.crashpoints import crashpoint
-from gatewarden.errors import SourceError
-from gatewarden.ingest.health import SourceHealth
+from gatewarden.ingest.health import SourceHealth, pull_guarded
 from gatewarden.ingest.request_log import empty_frame
 from gatewarden.models import Alert, Evidence, Severity, fingerprint
 from gatewarden.protocols import Batch, Checkpointed, Clock, Source, Stage, Store, Tick
@@ -72,27 +71,13 @@ class Pipeline:
                 self.checkpoints.put_state(f"source.{source.name}.checkpoint", source.checkpoint())
 
     def _pull(self, now: float) -> list[Batch]:
+        # pull_guarded never raises for a source's failure, whatever its type: it is counted in
+        # the source's health (-> gateway_unreachable below) and the other sources still run.
         batches = []
         for source in self.sources:
-            health = self.health[source.name]
-            try:
-                batch = source.pull(now)
-            except SourceError as exc:
-                health.failed(str(exc))
-                log.warning(
-                    "source %s failed (%d in a row): %s",
-                    source.name,
-                    health.consecutive_failures,
-                    exc,
-                )
-                continue
-            health.ok(
-                now,
-                records=len(batch.records),
-                samples=len(batch.samples),
-                malformed=batch.malformed,
-            )
-            batches.append(batch)
+            batch = pull_guarded(source, self.health[source.name], now)
+            if batch is not None:
+                batches.append(batch)
         return batches
 
     def _source_alerts(self, tick: Tick) -> None:

@@ -126,3 +126,22 @@ def test_request_log_cursor_survives_a_restart() -> None:
     second = Pipeline([source()], [], clock, tick_seconds=15, checkpoints=store)
     second.tick(400.0)
     assert asked == ["0.0", "115.0", "130.0"]
+
+
+def test_a_damaged_request_log_checkpoint_keeps_the_configured_start() -> None:
+    from gatewarden.clock import VirtualClock
+    from gatewarden.pipeline import Pipeline
+    from gatewarden.store import SQLiteStore
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["since"])
+        return httpx.Response(200, text="")
+
+    store = SQLiteStore(":memory:")
+    store.put_state("source.logs.checkpoint", "not-a-number")
+    client = httpx.Client(base_url="http://gw", transport=httpx.MockTransport(handler))
+    source = HttpRequestLogSource("http://gw", client=client, since=50.0, name="logs")
+    Pipeline([source], [], VirtualClock(100.0), tick_seconds=15, checkpoints=store).tick(115.0)
+    assert asked == ["50.0"]

@@ -112,3 +112,21 @@ def test_queries_are_validated() -> None:
     with pytest.raises(ValidationError, match="unknown metric"):
         PromQLQuery(name="q", query="up", level="model", metric="nope")
     assert json.loads(ERRORS.model_dump_json())["labels"]["provider"] == "api_provider"
+
+
+def test_garbled_series_in_a_valid_answer_are_skipped_not_raised() -> None:
+    gpt = {"api_provider": "openai", "litellm_model_name": "gpt-4o"}
+    garbled = [
+        {"metric": ["not", "an", "object"], "values": [[115, "9"]]},
+        {"metric": gpt, "values": [{"ts": 115, "value": "9"}]},  # a point that is an object
+        {"metric": gpt, "values": [[115, "5"]]},
+    ]
+    answer = {"status": "success", "data": {"resultType": "matrix", "result": garbled}}
+    client = httpx.Client(
+        base_url="http://prom",
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=answer)),
+    )
+    batch = PromQLSource("http://prom", [ERRORS], client=client).pull(130.0)
+    assert [(s.labels, s.value) for s in batch.samples] == [
+        ({"provider": "openai", "model": "gpt-4o"}, 5.0)
+    ]

@@ -24,7 +24,7 @@ BASE = StatusSnapshot(
     records=1234,
     malformed=2,
     overruns=1,
-    sources=(SourceHealth("logs", last_success=995.0), SourceHealth("metrics")),
+    sources=(SourceHealth("logs", pulls=3, last_success=995.0), SourceHealth("metrics")),
     detector_series=42,
     open_incidents=3,
     outbox_depth=4,
@@ -54,15 +54,40 @@ def client(server: str) -> Callable[[StatusSnapshot], httpx.Client]:
 
 def test_healthy_daemon(client: Client) -> None:
     c = client(BASE)
-    assert c.get("/healthz").status_code == 200
+    health = c.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["live"] is True
     ready = c.get("/readyz")
     assert ready.status_code == 200 and ready.text.strip() == "ok"
+
+
+def test_healthz_reports_each_source_and_a_never_pulled_one_is_not_up(client: Client) -> None:
+    body = client(BASE).get("/healthz").json()
+    logs, metrics = body["sources"]
+    assert (logs["name"], logs["up"], logs["lag_s"]) == ("logs", True, 5.0)
+    assert logs["last_success"] == 995.0
+    assert (metrics["name"], metrics["up"], metrics["lag_s"]) == ("metrics", False, None)
+    assert body["status"] == "degraded"  # a source is down; the daemon itself is live (200)
+
+
+def test_healthz_does_not_echo_credentials_from_source_errors(client: Client) -> None:
+    leaky = SourceHealth(
+        "m",
+        pulls=1,
+        failures=1,
+        consecutive_failures=1,
+        last_error="ConnectError for url 'http://admin:hunter22@gw/metrics' Bearer sk-abcdef123456",
+    )
+    body = client(replace(BASE, sources=(leaky,))).get("/healthz").text
+    assert "hunter22" not in body and "sk-abcdef123456" not in body
+    assert "ConnectError" in body
 
 
 def test_wedged_tick_loop_fails_liveness(client: Client) -> None:
     response = client(replace(BASE, now=1000.0 + 120)).get("/healthz")
     assert response.status_code == 503
-    assert "no tick for" in response.text
+    assert response.json()["status"] == "stalled"
+    assert "no tick for" in response.json()["detail"]
 
 
 def test_readiness_needs_store_ticks_and_a_working_source(client: Client) -> None:
@@ -90,7 +115,10 @@ def test_metrics_expose_the_snapshot(client: Client) -> None:
     assert samples[("gatewarden_open_incidents", ())] == 3
     assert samples[("gatewarden_outbox_depth", ())] == 4
     assert samples[("gatewarden_source_lag_seconds", (("source", "logs"),))] == 5.0
-    assert samples[("gatewarden_source_up", (("source", "metrics"),))] == 1.0
+    assert samples[("gatewarden_source_up", (("source", "logs"),))] == 1.0
+    # Never pulled: not up, and no lag or last success to report.
+    assert samples[("gatewarden_source_up", (("source", "metrics"),))] == 0.0
+    assert ("gatewarden_source_lag_seconds", (("source", "metrics"),)) not in samples
     assert samples[("gatewarden_tick_duration_seconds", ())] == 0.05
 
 

@@ -3,11 +3,16 @@ gateway-side exporter that serves ``GET <path>?since=TS&until=TS`` as JSON Lines
 
 from __future__ import annotations
 
+import logging
+import math
+
 import httpx
 
 from gatewarden.errors import SourceError
 from gatewarden.ingest.request_log import parse_lines
 from gatewarden.protocols import Batch
+
+log = logging.getLogger(__name__)
 
 
 class HttpRequestLogSource:
@@ -46,7 +51,15 @@ class HttpRequestLogSource:
         return repr(self.cursor)
 
     def restore(self, checkpoint: str) -> None:
-        self.cursor = float(checkpoint)
+        try:
+            cursor = float(checkpoint)
+        except ValueError:
+            cursor = math.nan
+        if not math.isfinite(cursor):
+            # A damaged state row must not stop the daemon: keep the configured start.
+            log.warning("%s: ignoring unreadable checkpoint %r", self.name, checkpoint[:80])
+            return
+        self.cursor = cursor
 
     def close(self) -> None:
         self._client.close()

@@ -20,6 +20,10 @@ team, api_key          client requests: ``litellm_proxy_total_requests_metric_to
                        proxy's own: auth, budget, rate limits); cost and tokens as above.
 requested_model,       ``fallbacks`` = successful + failed ``litellm_deployment_*_fallbacks_total``
 global, team, api_key  by the client's ``requested_model``.
+provider,              ``cooldowns`` = ``litellm_deployment_cooled_down_total``: deployments the
+requested_model,       router took out of rotation (``allowed_fails`` reached). The series names
+global                 the model group in ``litellm_model_name`` (the router passes the
+                       deployment's ``model_name``), so it counts for the group, not a model.
 =====================  ==========================================================================
 
 LiteLLM writes ``"None"`` or ``""`` for a missing label; such series are left out of the levels
@@ -206,8 +210,10 @@ _DEPLOYMENT = ("global", "provider", "model", "requested_model")
 _CLIENT = ("team", "api_key")
 _FALLBACK = ("global", "requested_model", "team", "api_key")
 _SPEND = (*_DEPLOYMENT, *_CLIENT)
+_COOLDOWN = ("global", "provider", "requested_model")
 _DEP_MODEL = {"model": label("litellm_model_name"), "requested_model": label("model_group")}
 _LAT_GROUP = {"requested_model": label("model_group")}
+_COOLED_GROUP = {"requested_model": label("litellm_model_name")}
 
 LITELLM = PromMap(
     scope={
@@ -223,6 +229,7 @@ LITELLM = PromMap(
         "litellm_deployment_failure_responses_total": _DEP_MODEL,
         "litellm_llm_api_time_to_first_token_metric_bucket": _LAT_GROUP,
         "litellm_llm_api_latency_metric_bucket": _LAT_GROUP,
+        "litellm_deployment_cooled_down_total": _COOLED_GROUP,
     },
     counters=(
         CounterRule("litellm_deployment_total_requests_total", "requests", _DEPLOYMENT),
@@ -241,6 +248,7 @@ LITELLM = PromMap(
         ),
         CounterRule("litellm_deployment_successful_fallbacks_total", "fallbacks", _FALLBACK),
         CounterRule("litellm_deployment_failed_fallbacks_total", "fallbacks", _FALLBACK),
+        CounterRule("litellm_deployment_cooled_down_total", "cooldowns", _COOLDOWN),
         CounterRule("litellm_spend_metric_total", "cost", _SPEND),
         CounterRule("litellm_input_tokens_metric_total", "input_tokens", _SPEND),
         CounterRule("litellm_output_tokens_metric_total", "output_tokens", _SPEND),

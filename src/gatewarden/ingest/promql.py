@@ -147,6 +147,8 @@ class PromQLSource:
             if point is None:
                 continue
             metric = series.get("metric") or {}
+            if not isinstance(metric, dict):
+                continue  # a garbled series (Prometheus sends an object, maybe empty)
             scope = query.scope({str(k): str(v) for k, v in metric.items()})
             if scope is not None:
                 samples.append(frame_sample(query.level, query.metric, scope, point[1], point[0]))
@@ -172,8 +174,8 @@ def _newest(series: Any) -> tuple[float, float] | None:
     for point in reversed(values if isinstance(values, list) else []):
         try:
             ts, value = float(point[0]), float(point[1])
-        except (TypeError, ValueError, IndexError):
-            continue
+        except (TypeError, ValueError, LookupError):
+            continue  # LookupError: a point that is an object, or too short
         if math.isfinite(value):
             return ts, value
     return None

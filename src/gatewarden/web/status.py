@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gatewarden.ingest.health import SourceHealth
 
@@ -28,6 +28,12 @@ class StatusSnapshot:
     leader: bool = True
     extra: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The pipeline's SourceHealth objects change on the tick thread while a scrape reads
+        # them: keep copies, so one response describes one instant.
+        copies = tuple(replace(s, details=dict(s.details)) for s in self.sources)
+        object.__setattr__(self, "sources", copies)
+
     @property
     def tick_age_s(self) -> float | None:
         return None if self.last_tick_at is None else max(0.0, self.now - self.last_tick_at)
@@ -42,13 +48,17 @@ class StatusSnapshot:
             return False, f"no tick for {age:.0f}s (limit {limit:.0f}s)"
         return True, f"last tick {age:.1f}s ago"
 
+    def source_status(self) -> str:
+        """``ok``, or ``degraded`` while a source is down (the daemon itself is fine)."""
+        return "degraded" if any(not s.up for s in self.sources) else "ok"
+
     def ready(self) -> tuple[bool, str]:
         """Ready = can do its job: store reachable, ticking, and not every source failing."""
         if not self.store_ok:
             return False, f"store unavailable: {self.store_error}"
         if self.ticks == 0:
             return False, "no tick completed yet"
-        if self.sources and all(s.consecutive_failures > 0 for s in self.sources):
+        if self.sources and not any(s.up for s in self.sources):
             return False, "every source is failing"
         return True, "ok" if self.leader else "ok (standby)"
 
