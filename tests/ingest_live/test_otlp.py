@@ -19,7 +19,7 @@ from gatewarden.ingest.otlp import OtlpPayloadError, spans_from_json, spans_from
 from gatewarden.ingest.otlp_server import OtlpReceiver
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "litellm_otlp_excerpt.json"
-FULL_EXPORT = Path("/work/shared/litellm-samples/otlp_export.jsonl")
+FULL_EXPORT = Path(__file__).resolve().parents[3] / "shared" / "litellm-samples/otlp_export.jsonl"
 #: Text that only appears in prompt / response / error-message attributes of the fixture.
 PROMPT_TEXTS = ("Hello from the fake upstream", '"content"', "'role'", "fake upstream injected")
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gatewarden.ingest.prom_parse import _fast, parse_scrape
 from gatewarden.models import Sample
 
-SAMPLES = Path("/work/shared/litellm-samples/metrics_scrape.txt")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "litellm-samples/metrics_scrape.txt"
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 NAMES = ["req", "req_total", "lat", "lat_bucket", "lat_sum", "lat_count", "up", "x_created"]

@@ -13,7 +13,7 @@ from gatewarden.simulator import ProviderOutage, Simulator
 from gatewarden.simulator.catalog import default_catalog
 from tests.simulator.helpers import START, Live, scenario
 
-SAMPLE = Path("/work/shared/litellm-samples/metrics_scrape.txt")
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "litellm-samples/metrics_scrape.txt"
 REQUIRED = [
     "litellm_proxy_total_requests_metric",
     "litellm_proxy_failed_requests_metric",
@@ -169,7 +169,8 @@ def test_histogram_buckets_are_cumulative() -> None:
 def test_metrics_over_http_monotonic(live: Live) -> None:
     live.step(120)
     first = _families(live.client.get("/metrics").text)
-    live.client.post("/key/block", json={"key": "search-prod"}, headers=live.auth)
+    hashed = next(k for k in default_catalog().keys if k.alias == "search-prod").hashed
+    live.client.post("/key/block", json={"key": hashed}, headers=live.auth)
     live.step(240)
     second_resp = live.client.get("/metrics/")
     assert second_resp.headers["content-type"].startswith("text/plain")

@@ -272,6 +272,7 @@ def _metrics(
     (columns["latency_p95"],) = _quantiles(lat_sorted, lat_counts, (0.95,))
     cost_sorted, cost_counts = _sorted_by_group(rows.ok_cost_or_nan, rows.ok_cost_order, groups)
     (columns["cost_p50"],) = _quantiles(cost_sorted, cost_counts, (0.5,))
+    columns["cooldowns"] = np.full(len(cost_counts), np.nan)  # from /metrics only
     volume = requests.astype(np.float64)
     tick_rows = rows.per_tick[groups.ticks].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -64,6 +64,7 @@ METRICS: tuple[str, ...] = (
     "cost_per_call",
     "output_per_call",
     "cost_p50",
+    "cooldowns",
 )
 
 #: Metrics that add up across series (``rps`` does because every series shares the window,
@@ -83,6 +84,7 @@ ADDITIVE: frozenset[str] = frozenset(
         "ok_calls",
         "ok_cost",
         "ok_output_tokens",
+        "cooldowns",
     }
 )
 
@@ -263,6 +265,8 @@ def _level(
     (columns["latency_p95"],) = _quantiles(row_group, rows.latency, count, (0.95,))
     # the median call's cost: one long, expensive agent session does not move it
     (columns["cost_p50"],) = _quantiles(row_group, rows.ok_cost_ranked, count, (0.5,))
+    # deployments the gateway put in cooldown: only its /metrics knows (SampleFramesStage)
+    columns["cooldowns"] = np.full(count, np.nan)
     volume = requests.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_request = np.where(volume > 0, 1.0 / np.where(volume > 0, volume, 1.0), np.nan)
