@@ -55,6 +55,10 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: Largest integer a records frame's int64 columns hold.
+INT64_MAX = 2**63 - 1
+
+
 class RequestRecord(BaseModel):
     """One LLM call, as the request-log contract (JSON Lines) describes it.
 
@@ -77,11 +81,12 @@ class RequestRecord(BaseModel):
     error: str | None = None
     latency_ms: float = Field(ge=0)
     ttft_ms: float | None = Field(default=None, ge=0)
-    input_tokens: int = Field(ge=0)
-    output_tokens: int = Field(ge=0)
+    # Counts live in int64 frame columns: a larger one is a malformed record, not a crash.
+    input_tokens: int = Field(ge=0, le=INT64_MAX)
+    output_tokens: int = Field(ge=0, le=INT64_MAX)
     cost_usd: float = Field(ge=0)
     fallback: bool = False
-    retries: int = Field(default=0, ge=0)
+    retries: int = Field(default=0, ge=0, le=INT64_MAX)
     prompt_hash: str | None = None
     tool: str | None = None
 

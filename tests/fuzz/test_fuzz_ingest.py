@@ -242,3 +242,11 @@ def test_request_log_deep_nesting_is_a_record_error() -> None:
 def test_one_hostile_line_does_not_lose_the_batch() -> None:
     batch = parse_lines([json.dumps(VALID), HUGE_INT, json.dumps(VALID)])
     assert batch.malformed == 1 and len(batch.records) == 2
+
+
+@pytest.mark.parametrize("field", ["input_tokens", "output_tokens", "retries"])
+def test_counts_past_int64_are_malformed_not_a_crash(field: str) -> None:
+    # The frame's int64 columns cannot hold them: found by the OTLP fuzz suite (token counts).
+    batch = parse_lines([json.dumps(VALID), json.dumps({**VALID, field: 2**63})])
+    assert batch.malformed == 1 and len(batch.records) == 1
+    assert f":2: {field}:" in batch.problems[0]

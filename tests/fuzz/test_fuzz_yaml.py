@@ -9,9 +9,8 @@ names the file; nothing else may escape.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from gatewarden.config import load_config
 from gatewarden.detect import load_detector_specs
 from gatewarden.errors import ConfigError
 from gatewarden.remediate import load_playbooks
+from tests.fuzz.mutation import OPS, mutate, paths
 from tests.fuzz.settings import fuzz
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,44 +63,13 @@ TRICKS = [
 ]
 
 
-def paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every node's path: dict keys and list indices."""
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from paths(value, (*prefix, i))
-
-
-def mutate(doc: Any, path: tuple[Any, ...], op: str, value: Any) -> Any:
-    """A copy of ``doc`` with the node at ``path`` replaced, deleted, or given a sibling."""
-    if not path:
-        return value if op == "replace" else doc
-    copy = deepcopy(doc)
-    parent = copy
-    for part in path[:-1]:
-        parent = parent[part]
-    last = path[-1]
-    if op == "replace":
-        parent[last] = value
-    elif op == "delete":
-        del parent[last]
-    elif isinstance(parent, dict):
-        parent[f"unknown_{last}"] = value
-    else:
-        parent.append(value)
-    return copy
-
-
 @st.composite
 def hostile_document(draw: st.DrawFn, seed: Any) -> str:
     node_paths = list(paths(seed))
     doc = seed
     for _ in range(draw(st.integers(1, 2))):
         path = draw(st.sampled_from(node_paths))
-        op = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+        op = draw(st.sampled_from(OPS))
         value = draw(st.sampled_from(HOSTILE) | st.text(max_size=6) | st.integers())
         with suppress(KeyError, IndexError, TypeError):  # a first mutation removed the target
             doc = mutate(doc, path, op, value)
@@ -138,26 +107,27 @@ def load_one(kind: str, workdir: Path, data: bytes) -> ConfigError | None:
     return None
 
 
-@fuzz(600)
+@fuzz(1000)
 @given(text=hostile_document(SEEDS["config"]))
 def test_config_survives_hostile_documents(workdir: Path, text: str) -> None:
     load_one("config", workdir, text.encode())
 
 
-@fuzz(600)
+@fuzz(1000)
 @given(text=st.sampled_from(SEEDS["playbooks"]).flatmap(hostile_document))
 def test_playbooks_survive_hostile_documents(workdir: Path, text: str) -> None:
     load_one("playbooks", workdir, text.encode())
 
 
-@fuzz(500)
+@fuzz(1000)
 @given(text=hostile_document(SEEDS["detectors"]))
 def test_detectors_survive_hostile_documents(workdir: Path, text: str) -> None:
     load_one("detectors", workdir, text.encode())
 
 
-@fuzz(500)
-@given(kind=st.sampled_from(["config", "detectors", "playbooks"]), text=st.text())
+@pytest.mark.parametrize("kind", ["config", "detectors", "playbooks"])
+@fuzz(1000)
+@given(text=st.text())
 def test_loaders_survive_arbitrary_text(workdir: Path, kind: str, text: str) -> None:
     load_one(kind, workdir, text.encode())
 

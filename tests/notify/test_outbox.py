@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import pandas as pd
 import pytest
 
+from gatewarden.backoff import NO_JITTER
 from gatewarden.clock import VirtualClock
 from gatewarden.errors import NotifyRejected, NotifyRetryable
 from gatewarden.models import Delivery, Event, EventType, Message
@@ -70,7 +71,8 @@ def test_stage_protocol_and_queue_then_deliver_in_order_with_threads() -> None:
 
 def test_retryable_failure_blocks_the_notifier_and_backs_off() -> None:
     store, clock, rec = SQLiteStore(":memory:"), VirtualClock(T0), Recorder()
-    stage = NotifyStage(store, [rec], clock, base_backoff_s=10)
+    # The exponential schedule itself; its jitter is tested in tests/reliability/test_retry_jitter
+    stage = NotifyStage(store, [rec], clock, base_backoff_s=10, jitter=NO_JITTER)
     rec.failures = [NotifyRetryable("down"), NotifyRetryable("down")]
     stage.run(tick(clock, appended(store, lifecycle()[:5])))
     assert rec.delivered == []

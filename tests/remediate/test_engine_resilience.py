@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from gatewarden.backoff import NO_JITTER
 from gatewarden.gateways.memory import InMemoryGateway
 from gatewarden.models import ActionOutcome, ActionPlan, Event, EventType, GatewayAction
 from gatewarden.remediate.approvals import DemoAutoApprover, record_decision
@@ -73,7 +74,10 @@ def test_restart_after_intended_resumes_with_one_applied_call(after_apply: bool)
 
 
 def test_transient_failures_back_off_then_succeed() -> None:
-    h = Harness([failover_playbook()], retry_base_s=30, breaker_threshold=10)
+    # The exponential schedule itself; its jitter is tested in tests/reliability/test_retry_jitter
+    h = Harness(
+        [failover_playbook()], retry_base_s=30, breaker_threshold=10, retry_jitter=NO_JITTER
+    )
     open_incident(h.store, "inc-1", {"provider": "openai"})
     h.tick()
     approve(h)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gatewarden.backoff import NO_JITTER
 from gatewarden.models import EventType
 from gatewarden.remediate.runlog import run_id_for
 
@@ -96,7 +97,7 @@ def test_a_key_someone_else_blocked_is_not_unblocked() -> None:
 
 
 def test_transient_failures_retry_with_backoff_then_succeed() -> None:
-    h = blocked(Harness([ttl_playbook(60)], retry_base_s=30))
+    h = blocked(Harness([ttl_playbook(60)], retry_base_s=30, retry_jitter=NO_JITTER))
     h.gateway.fail_next(2, types=["unblock_key"])
     h.tick(60)  # attempt 1 fails
     h.tick()  # 15 s later: still backing off (30 s)

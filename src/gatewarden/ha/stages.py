@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from gatewarden.errors import LeaseLostError
 from gatewarden.ha.leader import LeaderElector
 from gatewarden.protocols import Stage, Tick
+from gatewarden.selfhealth import HealthCheck, SelfReporting
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,13 @@ class LeaderOnly:
         except LeaseLostError as exc:
             self.fenced += 1
             log.warning("%s stopped: fenced out mid-tick: %s", self.name, exc)
+
+    def self_health(self, now: float) -> Sequence[HealthCheck]:
+        """The inner stage's self-health while this replica leads; a standby's copy of the
+        stage does not run, so it has nothing to report."""
+        if isinstance(self.inner, SelfReporting) and self.elector.is_leader:
+            return self.inner.self_health(now)
+        return ()
 
 
 def leader_only(elector: LeaderElector, stages: Sequence[Stage]) -> list[Stage]:

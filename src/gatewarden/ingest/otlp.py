@@ -72,6 +72,7 @@ KEPT: frozenset[str] = frozenset(
     }
 )
 
+_UINT64 = 2**64
 _INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 _OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 GATEWAY_ERRORS = {"RouterRateLimitError": (429, "router_rate_limit")}
@@ -192,7 +193,7 @@ def _json_value(value: object) -> Scalar | None:
     if "doubleValue" in value:
         try:
             return float(value["doubleValue"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int literal > 1e308
             return None
     if "boolValue" in value and isinstance(value["boolValue"], bool):
         return bool(value["boolValue"])
@@ -217,7 +218,9 @@ def _list(parent: Mapping[str, Any], *keys: str) -> list[Any]:
 def spans_from_json(body: bytes) -> Iterator[SpanView]:
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8 and int literals over 4300 digits;
+        # RecursionError, nesting deeper than the interpreter allows.
         raise OtlpPayloadError(f"not JSON: {type(exc).__name__}") from exc
     if not isinstance(payload, dict):
         raise OtlpPayloadError("OTLP/JSON payload must be an object")
@@ -236,20 +239,27 @@ def _json_span(span: object) -> SpanView:
     if not isinstance(span, dict):
         raise OtlpPayloadError("spans entries must be objects")
     attrs: dict[str, Scalar] = {}
-    for kv in span.get("attributes") or []:
-        if not isinstance(kv, dict):
-            continue
-        if kv.get("key") in KEPT:
+    attributes = span.get("attributes") or []
+    if not isinstance(attributes, list):
+        raise OtlpPayloadError("span attributes must be a list")
+    for kv in attributes:
+        key = kv.get("key") if isinstance(kv, dict) else None
+        if not isinstance(key, str):
+            continue  # not a key-value pair (a list key would not even hash)
+        if key in KEPT:
             scalar = _json_value(kv.get("value"))
             if scalar is not None:
-                attrs[str(kv["key"])] = scalar
-        elif kv.get("key") == "error.message":
+                attrs[key] = scalar
+        elif key == "error.message":
             _keep_passed_model(attrs, _json_value(kv.get("value")))
     try:
         start = int(span.get("startTimeUnixNano", 0))
         end = int(span.get("endTimeUnixNano", 0))
     except (TypeError, ValueError, OverflowError) as exc:
         raise OtlpPayloadError("span times must be integers (nanoseconds)") from exc
+    if not (0 <= start < _UINT64 and 0 <= end < _UINT64):
+        # OTLP times are fixed64; a larger one would overflow the float seconds of a record.
+        raise OtlpPayloadError("span times must be unsigned 64-bit nanoseconds")
     return SpanView(
         trace_id=_json_id(span.get("traceId"), 16),
         span_id=_json_id(span.get("spanId"), 8),

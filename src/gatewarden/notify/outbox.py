@@ -31,6 +31,9 @@ Delivery semantics, per notifier:
   an unknown outcome after a crash is simply rewritten again.
 * **Selective.** A notifier with a ``wants(message)`` method (:class:`Selective`) gets only the
   messages it wants: the console skips charts and rewrites.
+* **Watched.** A notifier whose oldest undelivered message has waited more than
+  ``stuck_after_s`` is reported as an ``outbox_stuck`` self-health alert (:meth:`self_health`);
+  the alert reaches on-call through the other notifiers.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from gatewarden.backoff import Jitter, exponential
+from gatewarden.crashpoints import crashpoint
 from gatewarden.errors import NotifyRejected, NotifyRetryable
 from gatewarden.models import Delivery, Event, EventType, Message
 from gatewarden.notify.incident import SeriesSource
@@ -48,6 +53,7 @@ from gatewarden.notify.intake import Intake
 from gatewarden.notify.messages import is_update
 from gatewarden.notify.redact import redact
 from gatewarden.protocols import Clock, Notifier, Store, Tick
+from gatewarden.selfhealth import OUTBOX_STUCK, HealthCheck, overdue
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,7 @@ class PendingItem:
     seq: int
     notifier: str
     message: Message
+    queued_at: float = 0.0
     delivered_ref: str | None = None
     delivered: bool = False
     rejected: bool = False
@@ -128,6 +135,8 @@ class NotifyStage:
         series: SeriesSource | None = None,
         tick_seconds: float = 15.0,
         chart_ticks: int = 60,
+        jitter: Jitter | None = None,
+        stuck_after_s: float = 600.0,
     ) -> None:
         names = [n.name for n in notifiers]
         if len(set(names)) != len(names):
@@ -140,6 +149,12 @@ class NotifyStage:
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        #: the random part of each retry's backoff (seedable; drawn once, stored in the event)
+        self.jitter = jitter if jitter is not None else Jitter()
+        self.stuck_after_s = stuck_after_s
+        # Per notifier, when its oldest unsettled message was queued (absent: none), as of the
+        # last flush; None before the first flush, when nothing is known yet.
+        self._oldest: dict[str, float] | None = None
         self.max_per_tick = max_per_tick
         self.budget_s = budget_s
         self.intake = Intake(
@@ -216,6 +231,7 @@ class NotifyStage:
                     seq=event.seq,
                     notifier=str(p["notifier"]),
                     message=Message.model_validate(p["message"]),
+                    queued_at=event.ts,
                 )
                 continue
             item = items.get(outbox_key(str(p.get("message_id")), str(p.get("notifier"))))
@@ -250,10 +266,33 @@ class NotifyStage:
                 appended.append(event)
                 if event.type is _FAILED and event.payload.get("retryable"):
                     break
-        unsettled = [i.seq for i in items if not i.settled]
-        low = min(unsettled) - 1 if unsettled else max_seq
+        unsettled = [i for i in items if not i.settled]
+        low = min(i.seq for i in unsettled) - 1 if unsettled else max_seq
         self._store.put_state(_LOW_WATER, str(low))
+        oldest: dict[str, float] = {}
+        for item in unsettled:
+            oldest[item.notifier] = min(oldest.get(item.notifier, item.queued_at), item.queued_at)
+        self._oldest = oldest
         return appended
+
+    def self_health(self, now: float) -> list[HealthCheck]:
+        """:class:`~gatewarden.selfhealth.SelfReporting`: per notifier, has its oldest
+        undelivered message waited longer than ``stuck_after_s`` (as of the last flush)?"""
+        oldest = self._oldest
+        if oldest is None:
+            return []
+        return [
+            overdue(
+                OUTBOX_STUCK,
+                {"notifier": name},
+                since=oldest.get(name),
+                now=now,
+                limit_s=self.stuck_after_s,
+                metric="oldest_undelivered_age_s",
+                detail=f"{name}: a message waits for delivery since ts {oldest.get(name)}",
+            )
+            for name in self._notifiers
+        ]
 
     def _thread_ref(self, message: Message, notifier: str) -> str | None:
         if message.thread_of is None:
@@ -274,6 +313,7 @@ class NotifyStage:
             if delivery is None:
                 self._store.put_state(inflight, item.key)
                 delivery = notifier.deliver(item.message, thread_ref=thread_ref)
+                crashpoint("notify.after_deliver")  # delivered, not yet recorded
         except NotifyRetryable as exc:
             event = self._failed(item, str(exc), retryable=True, retry_after=exc.retry_after)
         except NotifyRejected as exc:
@@ -326,11 +366,14 @@ class NotifyStage:
             payload["error"] = f"gave up after {attempt} attempts: {payload['error']}"
             retryable = False
         payload["retryable"] = retryable
+        key = f"{item.key}:failed:{attempt}"
         if retryable:
             if retry_after is not None:
                 delay = max(0.0, retry_after)  # the server knows its rate limit best
             else:
-                delay = min(self.max_backoff_s, self.base_backoff_s * 2 ** (attempt - 1))
+                # Jittered, so messages that failed in one outage do not retry in lockstep.
+                backoff = exponential(attempt, self.base_backoff_s, self.max_backoff_s)
+                delay = self.jitter.scale(backoff, key)
             item.next_attempt_at = self._clock.now() + delay
             payload["next_attempt_at"] = item.next_attempt_at
             log.warning(
@@ -339,7 +382,6 @@ class NotifyStage:
         else:
             item.rejected = True
             log.error("notification %s rejected: %s", item.key, payload["error"])
-        key = f"{item.key}:failed:{attempt}"
         return self._record(item, _FAILED, key, payload)
 
     def _record(

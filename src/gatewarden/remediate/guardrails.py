@@ -2,10 +2,13 @@
 
 * actions per hour, globally and per playbook (``action.applied`` events, dry runs excluded);
 * keys blocked at once (blocks applied by gatewarden minus unblocks, rollbacks, TTL ends);
-* a circuit breaker per gateway, so a gateway that is down is not hammered by every run.
+* a circuit breaker per gateway, so a gateway that is down is not hammered by every run;
+* retry backoff with jitter (:mod:`gatewarden.backoff`), so runs that failed together do not
+  retry together.
 
 The breaker is the one piece of in-memory state: it only delays calls, never decides an outcome,
-so losing it on restart is harmless.
+so losing it on restart is harmless. A breaker left open past its reset time is reported as a
+``circuit_open`` self-health alert (:func:`breaker_health`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
+from gatewarden.backoff import Jitter, exponential
 from gatewarden.models import Event
 from gatewarden.remediate.runlog import RunLog
+from gatewarden.selfhealth import CIRCUIT_OPEN, HealthCheck, overdue
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +98,23 @@ class CircuitBreaker:
         self.reset_s = reset_s
         self._failures = 0
         self._opened_at: float | None = None
+        # When it first opened since the last success: half-open trials that fail re-open it
+        # (moving _opened_at) but it has been open all along.
+        self._open_since: float | None = None
 
     @property
     def open(self) -> bool:
         return self._opened_at is not None
+
+    @property
+    def open_since(self) -> float | None:
+        """When the circuit opened (None while closed), however many trials failed since."""
+        return self._open_since
+
+    @property
+    def failures(self) -> int:
+        """Consecutive transient failures since the last success."""
+        return self._failures
 
     def allow(self, now: float) -> bool:
         return self._opened_at is None or now - self._opened_at >= self.reset_s
@@ -106,23 +124,49 @@ class CircuitBreaker:
             log.info("gateway %s: circuit closed", self.name)
         self._failures = 0
         self._opened_at = None
+        self._open_since = None
 
     def failure(self, now: float) -> None:
         self._failures += 1
         if self._failures >= self.threshold:
             if self._opened_at is None:
                 log.warning("gateway %s: circuit open for %.0fs", self.name, self.reset_s)
+                self._open_since = now
             # Calls are sequential, so a failed half-open trial re-opens before the next allow().
             self._opened_at = now
 
 
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Delay before attempt ``attempt + 1`` after ``attempt`` failures (1, 2, 4 ... x base)."""
-    return float(min(cap, base * 2 ** max(0, attempt - 1)))
+def breaker_health(breaker: CircuitBreaker, now: float) -> HealthCheck:
+    """Failing while the circuit has stayed open past its reset time: its half-open trial
+    failed too, or no call has been tried since (remediation cannot reach the gateway)."""
+    return overdue(
+        CIRCUIT_OPEN,
+        {"gateway": breaker.name},
+        since=breaker.open_since,
+        now=now,
+        limit_s=breaker.reset_s,
+        metric="circuit_open_seconds",
+        detail=f"{breaker.failures} consecutive transient failures of gateway admin calls",
+    )
 
 
-def retry_at(failures: list[Event], base: float, cap: float) -> float:
-    """Earliest time of the next attempt given the retryable failures so far."""
+def backoff_delay(
+    attempt: int, base: float, cap: float, jitter: Jitter | None = None, key: str = ""
+) -> float:
+    """Delay before attempt ``attempt + 1`` after ``attempt`` failures: up to 1, 2, 4 ... x
+    base (capped), shortened by ``jitter``'s draw for ``key`` (exactly that without one)."""
+    delay = exponential(attempt, base, cap)
+    return delay if jitter is None else jitter.scale(delay, key)
+
+
+def retry_at(failures: list[Event], base: float, cap: float, jitter: Jitter | None = None) -> float:
+    """Earliest time of the next attempt given the retryable failures so far.
+
+    The jitter is drawn for the last failure's key, so every tick (and a restarted daemon)
+    computes the same instant from the same events.
+    """
     if not failures:
         return float("-inf")
-    return failures[-1].ts + backoff_delay(len(failures), base, cap)
+    last = failures[-1]
+    key = last.key or f"{last.run_id}:{last.seq}:{last.ts!r}"
+    return last.ts + backoff_delay(len(failures), base, cap, jitter, key)

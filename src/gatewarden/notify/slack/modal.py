@@ -79,7 +79,9 @@ def parse_submission(view: Any) -> Submission:
         choice = values[DECISION][DECISION]["selected_option"]["value"]
         reason = values[REASON][REASON].get("value") or ""
         run_id, step = meta["run_id"], meta["step"]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError) as exc:
+        # ValueError also covers int literals past 4300 digits; RecursionError, metadata nested
+        # deeper than the interpreter allows.
         raise ValueError(f"malformed decision view: {type(exc).__name__}") from None
     if not isinstance(run_id, str) or not isinstance(step, int):
         raise ValueError("malformed decision view: run or step")

@@ -27,6 +27,7 @@ from gatewarden.protocols import Clock, Store
 log = logging.getLogger(__name__)
 
 REPLAY_WINDOW_S = 300.0
+_MAX_TIMESTAMP = 2**53  # exact as a float; Slack's are ten-digit Unix seconds
 SEEN_STATE = "slack.interactions.seen"
 
 
@@ -119,8 +120,11 @@ class RequestVerifier:
             text = body.decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             return self._reject(Rejection.MALFORMED, "missing or bad timestamp, or body not UTF-8")
-        if not signature.startswith("v0="):
+        if not signature.startswith("v0=") or not signature.isascii():
+            # hmac.compare_digest refuses (raises on) non-ASCII text: it cannot be ours anyway.
             return self._reject(Rejection.MALFORMED, "missing or bad signature header")
+        if abs(timestamp) > _MAX_TIMESTAMP:  # nowhere near now, and past a float's range
+            return self._reject(Rejection.STALE, "timestamp out of range")
         skew = self._clock.now() - timestamp
         if abs(skew) > self.window_s:
             return self._reject(Rejection.STALE, f"timestamp {skew:+.0f}s off")
