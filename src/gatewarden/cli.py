@@ -118,8 +118,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
-    from gatewarden.daemon import open_store
     from gatewarden.projections import incidents_from_events
+    from gatewarden.wiring import open_store
 
     store = open_store(_config(args))
     try:
@@ -131,9 +131,9 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from gatewarden.daemon import open_store
     from gatewarden.models import ApprovalDecision
     from gatewarden.remediate import record_decision
+    from gatewarden.wiring import open_store
 
     decision = ApprovalDecision.GRANTED if args.command == "approve" else ApprovalDecision.DENIED
     store = open_store(_config(args))
@@ -154,8 +154,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gatewarden.daemon import open_store
     from gatewarden.report import write_reports
+    from gatewarden.wiring import open_store
 
     config = _config(args)
     store = open_store(config)
@@ -192,7 +192,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
         expire_silence,
         load_silences,
     )
-    from gatewarden.daemon import open_store
+    from gatewarden.wiring import open_store
 
     now = SystemClock().now()
     store = open_store(_config(args))
@@ -252,6 +252,12 @@ def cmd_playbook_test(args: argparse.Namespace) -> int:
     return playbook_test.run(args)
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    from gatewarden.remediate import undo
+
+    return undo.run(args)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from gatewarden.simulator import cli as simulator_cli
 
@@ -302,6 +308,12 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--by", required=True, help="your approver id (must be allowed)")
         p.add_argument("--reason", default="")
         p.set_defaults(func=cmd_decide)
+
+    und = with_config(sub.add_parser("undo", help="apply the inverse of a run's actions"))
+    from gatewarden.remediate import undo
+
+    undo.configure_parser(und)
+    und.set_defaults(func=cmd_undo)
 
     sil = with_config(sub.add_parser("silence", help="mute matching alerts for a while"))
     sil_sub = sil.add_subparsers(dest="action", required=True)

@@ -23,13 +23,14 @@ incident.resolved          reason, impact {failed_requests, cost_usd, keys, team
                            [, merged_into: the incident that absorbed this one]
 playbook.started           playbook, mode                            (run_id, incident_id)
 playbook.finished          state
-approval.requested         step, approvers, expires_at
-approval.granted/denied    step, by, reason
-approval.expired           step, outcome
+approval.requested         step, approvers, quorum, expires_at, on_timeout [, preview, action:
+                           what the next action step would do, planned read-only]
+approval.granted/denied    step, by, reason [, via: the group that made ``by`` an approver]
+approval.expired           step, outcome [, escalated_to, expires_at: the escalation period]
 action.intended            step, action, inverse, preview            (key = idempotency key)
 action.applied             step, outcome
 action.failed              step, error, retryable
-action.rolled_back         step, action, outcome
+action.rolled_back         step, action, outcome [, by, reason: a manual ``gatewarden undo``]
 verification.passed/failed step, detail
 notification.queued        message, notifier                         (key = outbox key)
 notification.delivered     message_id, notifier, ref
@@ -203,6 +204,9 @@ def run_from_events(events: Iterable[Event]) -> ActionRun | None:
             state["state"] = _RUN_STATES[event.type]
         elif event.type is EventType.APPROVAL_EXPIRED and p.get("outcome") == "proceed":
             state["state"] = RunState.RUNNING
+        elif event.type is EventType.ACTION_ROLLED_BACK and p.get("by"):
+            # A manual ``gatewarden undo`` (only it records who): the run's effect is gone.
+            state["state"] = RunState.ROLLED_BACK
         advances = event.type in (
             EventType.APPROVAL_GRANTED,
             EventType.ACTION_APPLIED,

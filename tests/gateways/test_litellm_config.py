@@ -287,10 +287,20 @@ def test_crash_after_the_write_reloads_on_reapply(work: Path, proxy: Proxy) -> N
     assert (work / "config.yaml.gatewarden.bak").read_text() == CONFIG
 
 
-@pytest.mark.parametrize("type_", ["block_key", "unblock_key", "update_key_limits"])
-def test_key_actions_need_a_database(work: Path, proxy: Proxy, type_: str) -> None:
+DB_ACTIONS = {
+    "block_key": {"key": "sk-a"},
+    "unblock_key": {"key": "sk-a"},
+    "update_key_limits": {"key": "sk-a", "rpm_limit": 5},
+    "set_keys_limits": {"limits": {"sk-a": {"rpm_limit": 5}}},
+    "update_team_limits": {"team": "search", "rpm_limit": 5},
+    "throttle_workflow": {"workflow": "wf", "rpm_limit": 5, "keys": ["sk-a"]},
+}
+
+
+@pytest.mark.parametrize("type_", sorted(DB_ACTIONS))
+def test_key_and_team_actions_need_a_database(work: Path, proxy: Proxy, type_: str) -> None:
     gw, _ = adapter(work, proxy)
-    action = act(type_, key="sk-a", **({"rpm_limit": 5} if type_ == "update_key_limits" else {}))
+    action = act(type_, **DB_ACTIONS[type_])
     with pytest.raises(GatewayRejected) as info:
         gw.plan(action)
     assert str(info.value) == NO_DB

@@ -114,3 +114,42 @@ def test_plan_failover_rules() -> None:
     assert azure.new_orders == {"oa": 1, "az": 2, "az2": 3}
     assert azure.to_providers == ["openai"]
     assert plan_failover([DeploymentView("x", "h", "openai", 1)], "openai") is None
+
+
+def test_team_and_workflow_throttles_round_trip_and_validate() -> None:
+    gw = InMemoryGateway.build(
+        keys={"team-a-1": {"rpm_limit": 100}, "team-b-1": {"max_budget": 5.0}},
+        teams={"team-a": {"tpm_limit": 9000}},
+    )
+    team = gw.plan(act("update_team_limits", team="team-a", rpm_limit=60, tpm_limit=100))
+    assert team.inverse == act("update_team_limits", team="team-a", rpm_limit=None, tpm_limit=9000)
+    gw.apply(team.action, key="t")
+    assert vars(gw.teams["team-a"]) == {"rpm_limit": 60, "tpm_limit": 100, "max_budget": None}
+    assert team.inverse is not None
+    gw.apply(team.inverse, key="t-undo")
+    assert vars(gw.teams["team-a"]) == {"rpm_limit": None, "tpm_limit": 9000, "max_budget": None}
+
+    keys = ["team-a-1", "team-b-1"]
+    flow = gw.plan(act("throttle_workflow", workflow="wf", max_budget=0, keys=keys))
+    gw.apply(flow.action, key="w")
+    assert [gw.keys[k].max_budget for k in keys] == [0, 0]
+    assert flow.inverse is not None and gw.satisfied(flow.action)
+    gw.apply(flow.inverse, key="w-undo")
+    assert [gw.keys[k].max_budget for k in keys] == [None, 5.0]
+    assert gw.keys["team-a-1"].rpm_limit == 100  # only the limits given were touched
+
+    # An unknown key refuses the whole action: nothing half-applied.
+    both = {"team-a-1": {"rpm_limit": 1}, "ghost": {"rpm_limit": 1}}
+    with pytest.raises(GatewayRejected, match="unknown key 'ghost'"):
+        gw.apply(act("set_keys_limits", limits=both), key="x")
+    assert gw.keys["team-a-1"].rpm_limit == 100
+    with pytest.raises(GatewayRejected, match="unknown field"):
+        gw.plan(act("set_keys_limits", limits={"team-a-1": {"rpm": 1}}))
+    with pytest.raises(GatewayRejected, match="no limits"):
+        gw.plan(act("set_keys_limits", limits={"team-a-1": {}}))
+    with pytest.raises(GatewayRejected, match="exceed max_keys"):
+        gw.plan(act("throttle_workflow", workflow="wf", rpm_limit=1, max_keys=1, keys=keys))
+    with pytest.raises(GatewayRejected, match="at least one of"):
+        gw.plan(act("throttle_workflow", workflow="wf", keys=keys))
+    with pytest.raises(GatewayRejected, match="unknown team"):
+        gw.plan(act("update_team_limits", team="nope", rpm_limit=1))

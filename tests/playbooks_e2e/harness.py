@@ -23,7 +23,8 @@ from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import GatewayAdmin, Tick
 from gatewarden.remediate import RemediateStage, load_playbooks, record_decision
 from gatewarden.remediate.runlog import run_id_for
-from gatewarden.simulator import Fault, Scenario, Simulator, SimulatorServer
+from gatewarden.simulator import Fault, Scenario, Simulator, SimulatorServer, default_catalog
+from gatewarden.simulator.catalog import Catalog
 from gatewarden.simulator.gateway_state import AdminCall
 from gatewarden.store.sqlite import SQLiteStore
 
@@ -186,15 +187,28 @@ def build_stage(
     )
 
 
-def start(faults: Sequence[Fault], *, base_rps: float = 4.0, **stage_kwargs: Any) -> SimHarness:
+def start(
+    faults: Sequence[Fault],
+    *,
+    base_rps: float = 4.0,
+    catalog: Catalog | None = None,
+    store_path: Path | None = None,
+    **stage_kwargs: Any,
+) -> SimHarness:
+    """``store_path``: a file store (for a CLI run on the same store), else in memory."""
     scenario = Scenario(
-        name="e2e", seed=11, duration_s=6 * 3600, base_rps=base_rps, faults=list(faults)
+        name="e2e",
+        seed=11,
+        duration_s=6 * 3600,
+        base_rps=base_rps,
+        faults=list(faults),
+        catalog=catalog,
     )
     clock = VirtualClock(scenario.start)
     sim = Simulator(scenario, clock, retain_s=2 * 3600)
     server = SimulatorServer(sim)
     url = server.start()
-    store = SQLiteStore(":memory:")
+    store = SQLiteStore(store_path or ":memory:")
     admin = LiteLLMAdmin(url, scenario.master_key)
     history = SeriesHistory()
     stage = build_stage(store, admin, history, clock, **stage_kwargs)
@@ -207,6 +221,11 @@ def start(faults: Sequence[Fault], *, base_rps: float = 4.0, **stage_kwargs: Any
     # verification only looks at ticks after an action.
     h.skip(ONSET_S)
     return h
+
+
+def token(alias: str) -> str:
+    """The hashed token LiteLLM's key endpoints are sent for the simulator's key ``alias``."""
+    return next(k.hashed for k in default_catalog().keys if k.alias == alias)
 
 
 def after(records: list[Record], **match: Any) -> list[Record]:

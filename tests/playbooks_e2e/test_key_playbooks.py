@@ -9,17 +9,18 @@ from gatewarden.models import ActionOutcome, ActionPlan, EventType, GatewayActio
 from gatewarden.protocols import GatewayAdmin
 from gatewarden.simulator import AgentLoop, CostSpike, KeySurge
 
-from .harness import ONSET_S, TICK_S, SimHarness, after, max_served_per_minute, start
+from .harness import ONSET_S, TICK_S, SimHarness, after, max_served_per_minute, start, token
 
 HOURS = 3 * 3600.0
 
 
-def throttle(key: str, rpm: int) -> tuple[str, str, object]:
-    return ("POST", "/key/update", {"key": key, "rpm_limit": rpm})
+def throttle(key: str, rpm: int | None) -> tuple[str, str, object]:
+    """The call for ``key`` (an alias): LiteLLM is sent the key's hashed token."""
+    return ("POST", "/key/update", {"key": token(key), "rpm_limit": rpm})
 
 
 def block(key: str) -> tuple[str, str, object]:
-    return ("POST", "/key/block", {"key": key})
+    return ("POST", "/key/block", {"key": token(key)})
 
 
 def throttle_then_block(
@@ -59,7 +60,7 @@ def test_cost_spike_throttles_blocks_and_the_ttl_lifts_the_block() -> None:
         # An hour later (the playbook's ttl_s), the engine lifts the block by itself.
         h.skip(blocked + 3600 - h.clock.now() - TICK_S)
         h.tick()
-        assert h.writes()[-1] == ("POST", "/key/unblock", {"key": "search-prod"})
+        assert h.writes()[-1] == ("POST", "/key/unblock", {"key": token("search-prod")})
         applied = h.store.events(types=[EventType.ACTION_APPLIED])
         unblocked = [e for e in applied if e.payload.get("expiry")]
         assert len(unblocked) == 1
@@ -121,7 +122,7 @@ def test_never_more_than_max_keys_blocked() -> None:
         assert [w for w in h.writes() if w[1] == "/key/block"] == [block("growth-experiments")]
         # The refused run undoes its throttle: nothing of it is left half-done.
         assert h.state(second) == "rolled_back"
-        assert h.writes()[-1] == ("POST", "/key/update", {"key": "it-sandbox", "rpm_limit": None})
+        assert h.writes()[-1] == throttle("it-sandbox", None)
         failed = h.store.events(run_id=second, types=[EventType.ACTION_FAILED])
         assert "max_keys_blocked=1" in failed[0].payload["error"]
         assert not h.sim.state.key("it-sandbox").blocked

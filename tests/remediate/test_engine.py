@@ -39,6 +39,11 @@ def test_approve_act_verify_succeeds() -> None:
     assert requested.key == f"approval:{RUN}:0"
     assert requested.payload["approvers"] == ["U1", "U2"]
     assert requested.payload["expires_at"] == h.clock.now() + 600
+    # the approver sees what approving will do, planned read-only from the gateway's state
+    assert requested.payload["preview"] == (
+        "will move model groups gpt-4o, gpt-4o-mini from openai to azure"
+    )
+    assert requested.payload["action"]["type"] == "failover_provider"
     assert h.gateway.calls == []
 
     approve(h)
@@ -214,9 +219,8 @@ def test_approval_timeout_proceed_and_escalate() -> None:
     assert h.events(EventType.APPROVAL_EXPIRED)[0].payload["outcome"] == "proceed"
     assert len(h.gateway.calls) == 1
 
-    escalate = proceed.model_copy(
-        update={"steps": [steps[0].model_copy(update={"on_timeout": "escalate", "timeout_s": 60})]}
-    )
+    first = steps[0].model_dump() | {"timeout_s": 60, "on_timeout": "escalate"}
+    escalate = failover_playbook(steps=[first | {"escalate_to": ["U-LEAD"]}])
     h = Harness([escalate])
     started_and_waiting(h)
     h.tick(60)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gatewarden.detect.spec import DETECT_LEVELS, load_detector_specs
 from gatewarden.errors import ConfigError, PlaybookError
 from gatewarden.models import Incident, IncidentStatus, Severity
 from gatewarden.remediate.language import Match, load_playbooks, playbook_json_schema
@@ -193,3 +194,30 @@ def test_sandbox_refuses_escape_attempts(template: str) -> None:
     with pytest.raises(PlaybookError) as info:
         render(template, ctx)
     assert "SecurityError" in str(info.value) or "UndefinedError" in str(info.value)
+
+
+def test_every_shipped_detector_scope_has_a_shipped_playbook() -> None:
+    """Issue 5: a playbook for every detector kind, on every scope its detectors fire on (an
+    incident's scope is its root alert's labels at the detector's level)."""
+    playbooks = load_playbooks(REPO / "playbooks")
+    # A key's own errors are its client's (bad request shape, quota on its account): nothing
+    # at the gateway fixes them, so that incident pages and no playbook acts.
+    no_gateway_fix = {("error_rate", "api_key")}
+    uncovered = []
+    for spec in load_detector_specs(REPO / "detectors"):
+        if not spec.enabled or spec.level == "global" or (spec.kind, spec.level) in no_gateway_fix:
+            continue
+        labels = DETECT_LEVELS[spec.level]
+        for optional in ((), ("team",)) if spec.level == "api_key" else ((),):
+            scope = {label: "x" for label in labels if label not in optional}
+            incident = Incident(
+                id="i",
+                status=IncidentStatus.OPEN,
+                kinds=(spec.kind,),
+                scope=scope,
+                severity=spec.severity,
+                opened_at=0.0,
+            )
+            if not any(p.match.matches(incident) for p in playbooks):
+                uncovered.append((spec.name, spec.kind, sorted(scope)))
+    assert uncovered == []

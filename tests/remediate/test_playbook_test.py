@@ -46,10 +46,42 @@ def run(*argv: str) -> tuple[int, str]:
         (
             "cost-spike-throttle",
             "cost-spike",
-            'would call POST /key/update {"key": "analytics-dash", "rpm_limit": 10}',
+            "would call GET /key/list?key_alias=analytics-dash&return_full_object=true\n"
+            '  would call POST /key/update {"key": "<hashed token of key_alias analytics-dash>", '
+            '"rpm_limit": 10}',
         ),
-        ("agent-loop-throttle", "agent-loop", 'POST /key/block {"key": "code-agent-ci"}'),
-        ("key-surge-revoke", "key-surge", 'POST /key/block {"key": "growth-experiments"}'),
+        (
+            "agent-loop-throttle",
+            "agent-loop",
+            'POST /key/block {"key": "<hashed token of key_alias code-agent-ci>"}',
+        ),
+        (
+            "key-surge-revoke",
+            "key-surge",
+            'POST /key/block {"key": "<hashed token of key_alias growth-experiments>"}',
+        ),
+        (
+            "ttft-provider-shift",
+            "ttft-provider",
+            'would call POST /model/update {"litellm_params": {"order": 3}, '
+            '"model_info": {"id": "openai-gpt-4o"}}\n'
+            '  would call POST /model/update {"litellm_params": {"order": 3}, '
+            '"model_info": {"id": "openai-gpt-4o-mini"}}',
+        ),
+        ("cost-model-failover", "model-cost", "from openai/gpt-4o to azure/gpt-4o"),
+        (
+            "cost-workflow-throttle",
+            "workflow-cost",
+            "throttle workflow support-chat (keys support-web, support-mobile, support-email): "
+            "rpm_limit=10",
+        ),
+        (
+            "team-surge-throttle",
+            "team-surge",
+            "would call GET /v2/team/list?team_alias=support&page=1&page_size=100\n"
+            '  would call POST /team/update {"rpm_limit": 300, '
+            '"team_id": "<team_id of team support>"}',
+        ),
     ],
 )
 def test_every_shipped_playbook_dry_runs_on_its_fixture(
@@ -93,7 +125,16 @@ def test_json_output() -> None:
     actions = [s for s in doc["steps"] if s["type"] == "action"]
     assert [a["action"]["type"] for a in actions] == ["update_key_limits", "block_key"]
     assert actions[1]["requests"] == [
-        {"method": "POST", "path": "/key/block", "body": {"key": "analytics-dash"}}
+        {
+            "method": "GET",
+            "path": "/key/list?key_alias=analytics-dash&return_full_object=true",
+            "body": None,
+        },
+        {
+            "method": "POST",
+            "path": "/key/block",
+            "body": {"key": "<hashed token of key_alias analytics-dash>"},
+        },
     ]
     assert actions[1]["inverse"] == {"type": "unblock_key", "params": {"key": "analytics-dash"}}
 
@@ -143,3 +184,42 @@ def test_against_a_config_file_shows_the_diff_and_writes_nothing(tmp_path: Path)
     assert "+    litellm_params: {model: openai/gpt-4o, order: 3}" in out
     assert config.read_text() == text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["litellm.yaml"]
+
+
+def test_against_a_live_proxy_keys_are_resolved_by_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario = Scenario(name="idle", duration_s=600, base_rps=1.0)
+    sim = Simulator(scenario, VirtualClock(scenario.start))
+    hashed = next(k for k in sim.catalog.keys if k.alias == "growth-experiments").hashed
+    monkeypatch.setenv("GW_TEST_KEY", scenario.master_key)
+    with SimulatorServer(sim) as server:
+        code, out = run(
+            "key-surge-revoke",
+            "--incident",
+            str(FIXTURES / "key-surge.yaml"),
+            "--litellm-url",
+            server.url,
+            "--master-key-env",
+            "GW_TEST_KEY",
+        )
+    assert code == 0, out
+    assert f'would call POST /key/block {{"key": "{hashed}"}}' in out
+    calls = sim.state.admin_calls()
+    assert {c.method for c in calls} == {"GET"}
+    assert "/key/list?key_alias=growth-experiments&return_full_object=true" in {
+        c.path for c in calls
+    }
+    assert not sim.state.key("growth-experiments").blocked
+
+
+def test_a_workflow_throttle_needs_the_fixture_traffic(tmp_path: Path) -> None:
+    fixture = tmp_path / "no-traffic.yaml"
+    text = (FIXTURES / "workflow-cost.yaml").read_text()
+    fixture.write_text(text.split("# The calls of the last ticks")[0])
+    code, out = run("cost-workflow-throttle", "--incident", str(fixture))
+    assert code == 1
+    assert "could not plan: throttle_workflow support-chat: no keys" in out
+    # The traffic names the keys, biggest spenders first; other workflows' keys stay out.
+    code, out = run("cost-workflow-throttle", "--incident", str(FIXTURES / "workflow-cost.yaml"))
+    assert code == 0, out
+    assert "analytics-dash" not in out
+    assert out.count("keys support-web, support-mobile, support-email") == 2  # both steps

@@ -8,11 +8,18 @@ from gatewarden.models import RequestRecord
 from gatewarden.simulator.catalog import default_catalog
 from tests.simulator.helpers import START, Live
 
+#: LiteLLM's key endpoints take the key or its sha256, never the alias
+SEARCH_PROD = next(k for k in default_catalog().keys if k.alias == "search-prod").hashed
+
 ADMIN_CALLS = [
-    ("POST", "/key/block", {"key": "search-prod"}),
-    ("POST", "/key/unblock", {"key": "search-prod"}),
-    ("POST", "/key/update", {"key": "search-prod", "rpm_limit": 5}),
-    ("GET", "/key/info?key=search-prod", None),
+    ("POST", "/key/block", {"key": SEARCH_PROD}),
+    ("POST", "/key/unblock", {"key": SEARCH_PROD}),
+    ("POST", "/key/update", {"key": SEARCH_PROD, "rpm_limit": 5}),
+    ("GET", f"/key/info?key={SEARCH_PROD}", None),
+    ("GET", "/key/list?key_alias=search-prod", None),
+    ("GET", "/team/info?team_id=search", None),
+    ("GET", "/v2/team/list?team_alias=sea", None),
+    ("POST", "/team/update", {"team_id": "it", "rpm_limit": None}),
     ("GET", "/model/info", None),
     ("POST", "/model/update", {"model_info": {"id": "openai-gpt-4o"}, "litellm_params": {}}),
     ("POST", "/fallback", {"model": "gpt-4o", "fallback_models": ["claude-sonnet"]}),
@@ -59,11 +66,19 @@ def test_malformed_json_is_400(shared_live: Live, path: str, payload: bytes) -> 
         ("/key/block", {}, 400),
         ("/key/block", {"key": 42}, 400),
         ("/key/block", {"key": "sk-nope"}, 404),
-        ("/key/update", {"key": "search-prod", "rpm_limit": "many"}, 400),
-        ("/key/update", {"key": "search-prod", "rpm_limit": -1}, 400),
-        ("/key/update", {"key": "search-prod", "tpm_limit": True}, 400),
-        ("/key/update", {"key": "search-prod", "max_budget": "x"}, 400),
+        # An alias is not a key to LiteLLM 1.106.2: a bad format for /key/block, unknown else.
+        ("/key/block", {"key": "search-prod"}, 400),
+        ("/key/unblock", {"key": "search-prod"}, 400),
+        ("/key/update", {"key": "search-prod", "rpm_limit": 5}, 404),
+        ("/key/update", {"key": SEARCH_PROD, "rpm_limit": "many"}, 400),
+        ("/key/update", {"key": SEARCH_PROD, "rpm_limit": -1}, 400),
+        ("/key/update", {"key": SEARCH_PROD, "tpm_limit": True}, 400),
+        ("/key/update", {"key": SEARCH_PROD, "max_budget": "x"}, 400),
         ("/key/update", {"key": "nobody", "rpm_limit": 5}, 404),
+        ("/key/update", {"rpm_limit": 5}, 400),
+        ("/team/update", {"rpm_limit": 5}, 400),
+        ("/team/update", {"team_id": "nope", "rpm_limit": 5}, 404),
+        ("/team/update", {"team_id": "it", "rpm_limit": -1}, 400),
         ("/model/update", {"litellm_params": {"order": 2}}, 400),
         ("/model/update", {"model_info": {"id": "nope"}, "litellm_params": {"order": 2}}, 404),
         ("/model/update", {"model_info": {"id": "openai-gpt-4o"}, "litellm_params": [1]}, 400),
@@ -117,34 +132,44 @@ def test_unknown_routes_and_params(live: Live) -> None:
         assert resp.status_code == 400
 
 
-def test_key_info_and_lookup_by_token_hash_or_alias(live: Live) -> None:
+def test_key_info_by_token_or_hash_and_an_alias_only_through_key_list(live: Live) -> None:
     spec = next(k for k in default_catalog().keys if k.alias == "support-web")
-    for key in (spec.alias, spec.token, spec.hashed):
+    for key in (spec.token, spec.hashed):
         resp = live.client.get("/key/info", params={"key": key}, headers=live.auth)
         assert resp.status_code == 200
         body = resp.json()
         assert body["key"] == key
         info = body["info"]
         assert info["key_alias"] == "support-web" and info["team_id"] == "support"
-        assert info["token"] == spec.hashed and info["blocked"] is False
+        assert "token" not in info and info["blocked"] is False  # LiteLLM drops the hash
         assert info["rpm_limit"] is None and info["tpm_limit"] is None
         assert info["max_budget"] is None
+    alias = live.client.get("/key/info", params={"key": spec.alias}, headers=live.auth)
+    assert alias.status_code == 404
+    found = live.client.get(
+        "/key/list",
+        params={"key_alias": "support-web", "return_full_object": "true"},
+        headers=live.auth,
+    ).json()
+    assert [(k["key_alias"], k["token"]) for k in found["keys"]] == [("support-web", spec.hashed)]
+    tokens = live.client.get("/key/list", params={"key_alias": "support"}, headers=live.auth)
+    assert tokens.json()["keys"] == []  # exact unless substring_matching=true
     update = {"key": spec.token, "rpm_limit": 7, "tpm_limit": None, "max_budget": 12.5}
     assert live.client.post("/key/update", json=update, headers=live.auth).status_code == 200
-    info = live.client.get("/key/info", params={"key": "support-web"}, headers=live.auth).json()
+    info = live.client.get("/key/info", params={"key": spec.hashed}, headers=live.auth).json()
     assert info["info"]["rpm_limit"] == 7 and info["info"]["max_budget"] == 12.5
-    # Only the fields sent change.
+    # Only the fields sent change; without "key", 1.106.2 takes the alias from key_alias.
     live.client.post(
-        "/key/update", json={"key": "support-web", "tpm_limit": 1000}, headers=live.auth
+        "/key/update", json={"key_alias": "support-web", "tpm_limit": 1000}, headers=live.auth
     )
-    info = live.client.get("/key/info", params={"key": "support-web"}, headers=live.auth).json()
+    info = live.client.get("/key/info", params={"key": spec.hashed}, headers=live.auth).json()
     assert info["info"]["rpm_limit"] == 7 and info["info"]["tpm_limit"] == 1000
 
 
 def test_block_over_http_affects_only_that_key(live: Live) -> None:
     live.step(300)
     t_block = live.clock.now()
-    resp = live.client.post("/key/block", json={"key": "search-prod"}, headers=live.auth)
+    resp = live.client.post("/key/block", json={"key": SEARCH_PROD}, headers=live.auth)
     assert resp.status_code == 200 and resp.json()["blocked"] is True
     live.step(300)
     records = live.requests(START)
@@ -158,7 +183,8 @@ def test_block_over_http_affects_only_that_key(live: Live) -> None:
 
 
 def test_rpm_limit_over_http_yields_429(live: Live) -> None:
-    live.client.post("/key/update", json={"key": "search-prod", "rpm_limit": 10}, headers=live.auth)
+    body = {"key": SEARCH_PROD, "rpm_limit": 10}
+    live.client.post("/key/update", json=body, headers=live.auth)
     live.step(600)
     mine = [r for r in live.requests(START) if r["api_key"] == "search-prod"]
     assert sum(r["error"] == "rate_limited" and r["status"] == 429 for r in mine) > 100

@@ -11,6 +11,11 @@ block_key                key, ttl_s?                            unblock_key (non
 unblock_key              key                                    block_key
 update_key_limits        key, rpm_limit?, tpm_limit?,           update_key_limits with the
                          max_budget?                            previous values
+set_keys_limits          limits {key: {rpm_limit?, ...}}        set_keys_limits (previous)
+update_team_limits       team, rpm_limit?, tpm_limit?,          update_team_limits with the
+                         max_budget?                            previous values
+throttle_workflow        workflow, rpm_limit?, tpm_limit?,      set_keys_limits (previous)
+                         max_budget?, max_keys, keys?
 set_deployment_order     deployment_id, order                   set_deployment_orders (previous)
 set_deployment_orders    orders {id: order}                     set_deployment_orders (previous)
 set_deployment_limits    deployment_id, rpm?, tpm?              set_deployment_limits (previous)
@@ -20,6 +25,13 @@ set_fallbacks            model, fallback_models                 set_fallbacks / 
 delete_fallbacks         model                                  set_fallbacks (previous)
 http                     request, inverse?, description?        the declared inverse request
 =======================  =====================================  ==================================
+
+``key`` is what incidents name a key by: its alias (else LiteLLM's hash of it); ``team`` its
+alias, else its id. Adapters resolve them to what their API wants (see ``litellm_admin``).
+
+A workflow is not a gateway object: ``throttle_workflow`` limits the keys that carried the
+workflow's recent traffic. The engine fills ``keys`` in (at most ``max_keys``, the biggest
+spenders first) before planning, so the persisted intent names every key it changes.
 """
 
 from __future__ import annotations
@@ -64,6 +76,63 @@ class KeyLimitsParams(_Params):
 
     def limits(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in LIMIT_FIELDS if f in self.model_fields_set}
+
+
+class TeamLimitsParams(_Params):
+    """A team's limits (LiteLLM enforces them over all of its keys together)."""
+
+    team: str = Field(min_length=1)
+    rpm_limit: int | None = Field(default=None, ge=0)
+    tpm_limit: int | None = Field(default=None, ge=0)
+    max_budget: float | None = Field(default=None, ge=0)
+
+    def limits(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in LIMIT_FIELDS if f in self.model_fields_set}
+
+
+class KeysLimitsParams(_Params):
+    """Several keys' limits at once, each key its own values (a workflow throttle's inverse)."""
+
+    limits: dict[str, dict[str, int | float | None]] = Field(min_length=1)
+
+    @field_validator("limits")
+    @classmethod
+    def _known_fields(
+        cls, limits: dict[str, dict[str, int | float | None]]
+    ) -> dict[str, dict[str, int | float | None]]:
+        for key, fields in limits.items():
+            unknown = sorted(set(fields) - set(LIMIT_FIELDS))
+            if unknown:
+                raise ValueError(f"key {key!r}: unknown field(s) {unknown}")
+            if not fields:
+                raise ValueError(f"key {key!r}: no limits (give some of {list(LIMIT_FIELDS)})")
+            KeyLimitsParams.model_validate({"key": key, **fields})  # the same bounds per key
+        return limits
+
+
+#: most keys one ``throttle_workflow`` may change (its blast radius)
+MAX_WORKFLOW_KEYS = 20
+
+
+class WorkflowThrottleParams(_Params):
+    workflow: str = Field(min_length=1)
+    rpm_limit: int | None = Field(default=None, ge=0)
+    tpm_limit: int | None = Field(default=None, ge=0)
+    max_budget: float | None = Field(default=None, ge=0)
+    max_keys: int = Field(default=5, ge=1, le=MAX_WORKFLOW_KEYS)
+    #: filled in by the engine from recent traffic (the keys that carried the workflow)
+    keys: list[str] | None = Field(default=None, min_length=1, max_length=MAX_WORKFLOW_KEYS)
+
+    def limits(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in LIMIT_FIELDS if f in self.model_fields_set}
+
+    @model_validator(mode="after")
+    def _bounded(self) -> WorkflowThrottleParams:
+        if not self.limits():
+            raise ValueError("give at least one of rpm_limit, tpm_limit, max_budget")
+        if self.keys is not None and len(self.keys) > self.max_keys:
+            raise ValueError(f"{len(self.keys)} keys exceed max_keys={self.max_keys}")
+        return self
 
 
 class DeploymentOrderParams(_Params):
@@ -151,6 +220,9 @@ ACTION_PARAMS: dict[str, type[_Params]] = {
     "block_key": BlockKeyParams,
     "unblock_key": KeyParams,
     "update_key_limits": KeyLimitsParams,
+    "set_keys_limits": KeysLimitsParams,
+    "update_team_limits": TeamLimitsParams,
+    "throttle_workflow": WorkflowThrottleParams,
     "set_deployment_order": DeploymentOrderParams,
     "set_deployment_orders": DeploymentOrdersParams,
     "set_deployment_limits": DeploymentLimitsParams,
@@ -161,8 +233,17 @@ ACTION_PARAMS: dict[str, type[_Params]] = {
     "http": HttpParams,
 }
 
-#: actions that change one virtual key (impossible on a proxy without a database)
-KEY_ACTIONS: frozenset[str] = frozenset({"block_key", "unblock_key", "update_key_limits"})
+#: actions on virtual keys and teams (impossible on a proxy without a database)
+KEY_ACTIONS: frozenset[str] = frozenset(
+    {
+        "block_key",
+        "unblock_key",
+        "update_key_limits",
+        "set_keys_limits",
+        "update_team_limits",
+        "throttle_workflow",
+    }
+)
 
 
 def parse_params(action: GatewayAction) -> Any:
@@ -187,6 +268,10 @@ def param_names(action_type: str) -> tuple[set[str], set[str]]:
     return required, set(fields)
 
 
+def _limits_text(p: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={p[k]}" for k in LIMIT_FIELDS if k in p)
+
+
 def describe(action: GatewayAction) -> str:
     """A short human sentence for an action, used when a richer preview is not available."""
     p: Mapping[str, Any] = action.params
@@ -199,6 +284,18 @@ def describe(action: GatewayAction) -> str:
         case "update_key_limits":
             limits = ", ".join(f"{k}={p[k]}" for k in LIMIT_FIELDS if k in p)
             return f"set limits of key {p.get('key')}: {limits}"
+        case "set_keys_limits":
+            per_key: Mapping[str, Mapping[str, Any]] = p.get("limits") or {}
+            return f"set limits of {len(per_key)} key(s): " + "; ".join(
+                f"{k} " + ", ".join(f"{f}={v}" for f, v in fields.items())
+                for k, fields in per_key.items()
+            )
+        case "update_team_limits":
+            return f"set limits of team {p.get('team')}: {_limits_text(p)}"
+        case "throttle_workflow":
+            keys = p.get("keys")
+            which = f"keys {', '.join(keys)}" if keys else f"up to {p.get('max_keys', 5)} keys"
+            return f"throttle workflow {p.get('workflow')} ({which}): {_limits_text(p)}"
         case "set_deployment_order":
             return f"set order of deployment {p.get('deployment_id')} to {p.get('order')}"
         case "set_deployment_orders":
@@ -227,6 +324,7 @@ __all__ = [
     "ACTION_PARAMS",
     "KEY_ACTIONS",
     "LIMIT_FIELDS",
+    "MAX_WORKFLOW_KEYS",
     "SECRET_REF",
     "BlockKeyParams",
     "DeploymentLimitsParams",
@@ -241,7 +339,10 @@ __all__ = [
     "HttpRequestSpec",
     "KeyLimitsParams",
     "KeyParams",
+    "KeysLimitsParams",
     "ModelParams",
+    "TeamLimitsParams",
+    "WorkflowThrottleParams",
     "describe",
     "param_names",
     "parse_params",

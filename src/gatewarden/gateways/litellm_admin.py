@@ -5,11 +5,15 @@ what makes ``apply(..., key=...)`` idempotent even though LiteLLM has no idempot
 The master key is held privately and never logged, put in an error message or shown by repr.
 
 Request shapes were checked against the OpenAPI document of a real ``litellm[proxy]==1.106.2``
-served offline: ``BlockKeyRequest {key}``, ``UpdateKeyRequest {key, rpm_limit, tpm_limit,
+served offline (excerpt: ``tests/fixtures/litellm_openapi_excerpt.json``, every request this
+module builds is validated against it): ``BlockKeyRequest {key}``, ``UpdateKeyRequest {key,
+rpm_limit, tpm_limit, max_budget}``, ``UpdateTeamRequest {team_id, rpm_limit, tpm_limit,
 max_budget}``, ``updateDeployment {model_info: {id}, litellm_params: {order|rpm|tpm}}`` (extra
-params allowed), ``FallbackCreateRequest {model, fallback_models, fallback_type}``. On that
-proxy, key and model endpoints need a database and ``/model/update`` refuses deployments defined
-in the config file; such proxies are changed through :mod:`gatewarden.gateways.litellm_config`.
+params allowed), ``FallbackCreateRequest {model, fallback_models, fallback_type}``. Keys are sent
+as their hashed token and teams as their ``team_id``, resolved from the incident's aliases by
+:mod:`gatewarden.gateways.litellm_ids`. On that proxy, key, team and model endpoints need a
+database and ``/model/update`` refuses deployments defined in the config file; such proxies are
+changed through :mod:`gatewarden.gateways.litellm_config`.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import SecretStr
 
 from gatewarden.errors import GatewayRejected, GatewayUnavailable
-from gatewarden.gateways import planner
+from gatewarden.gateways import litellm_ids, planner
 from gatewarden.gateways.actions import (
     DeploymentLimitsParams,
     DeploymentOrderParams,
@@ -33,10 +38,14 @@ from gatewarden.gateways.actions import (
     GroupFailoverParams,
     KeyLimitsParams,
     KeyParams,
+    KeysLimitsParams,
     ModelParams,
+    TeamLimitsParams,
+    WorkflowThrottleParams,
     describe,
     parse_params,
 )
+from gatewarden.gateways.litellm_ids import Ids, Placeholders
 from gatewarden.gateways.routing import (
     DeploymentView,
     provider_of,
@@ -71,15 +80,46 @@ def _order(dep_id: str, order: int | None) -> AdminRequest:
     return AdminRequest("POST", "/model/update", body)
 
 
-def admin_requests(action: GatewayAction) -> list[AdminRequest]:
-    """The write requests ``apply`` sends for a concrete (planned) action. Pure: it is also how
-    ``gatewarden playbook test`` shows the calls a playbook would make."""
+def lookup_requests(action: GatewayAction) -> list[AdminRequest]:
+    """The reads that turn the action's key and team names into LiteLLM identifiers (none for
+    a hashed token). Shown by ``gatewarden playbook test`` before the writes."""
+    params = parse_params(action)
+    keys: list[str] = []
+    if isinstance(params, KeyParams | KeyLimitsParams):
+        keys = [params.key]
+    elif isinstance(params, KeysLimitsParams | WorkflowThrottleParams):
+        keys = list(planner.keys_limits(action))
+    out = []
+    for key in keys:
+        if not litellm_ids.is_key_token(key):
+            path, query = litellm_ids.key_lookup(key)
+            out.append(AdminRequest("GET", f"{path}?{urlencode(query)}"))
+    if isinstance(params, TeamLimitsParams):
+        path, query = litellm_ids.team_lookup(params.team)
+        out.append(AdminRequest("GET", f"{path}?{urlencode(query)}"))
+    return out
+
+
+def admin_requests(action: GatewayAction, ids: Ids | None = None) -> list[AdminRequest]:
+    """The write requests ``apply`` sends for a concrete (planned) action. ``ids`` turns key
+    and team names into what LiteLLM wants; without it, placeholders say what would be sent
+    (that is how ``gatewarden playbook test`` shows the calls a playbook would make)."""
+    ids = ids or Placeholders()
     params = parse_params(action)
     if isinstance(params, KeyParams):
         path = "/key/block" if action.type == "block_key" else "/key/unblock"
-        return [AdminRequest("POST", path, {"key": params.key})]
+        return [AdminRequest("POST", path, {"key": ids.key_token(params.key)})]
     if isinstance(params, KeyLimitsParams):
-        return [AdminRequest("POST", "/key/update", {"key": params.key, **params.limits()})]
+        body = {"key": ids.key_token(params.key), **params.limits()}
+        return [AdminRequest("POST", "/key/update", body)]
+    if isinstance(params, KeysLimitsParams | WorkflowThrottleParams):
+        return [
+            AdminRequest("POST", "/key/update", {"key": ids.key_token(key), **fields})
+            for key, fields in planner.keys_limits(action).items()
+        ]
+    if isinstance(params, TeamLimitsParams):
+        body = {"team_id": ids.team_id(params.team), **params.limits()}
+        return [AdminRequest("POST", "/team/update", body)]
     if isinstance(params, DeploymentOrderParams):
         return [_order(params.deployment_id, params.order)]
     if isinstance(params, DeploymentOrdersParams | FailoverParams | GroupFailoverParams):
@@ -181,13 +221,32 @@ class LiteLLMAdmin:
             raise GatewayUnavailable(f"{what}: response is not JSON", status=status) from None
         return data if isinstance(data, dict) else {"data": data}
 
+    # -- Ids ---------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, str]) -> Mapping[str, Any]:
+        return self._request("GET", path, params=params) or {}
+
+    def key_token(self, key: str) -> str:
+        return litellm_ids.resolve_key(key, self._get)
+
+    def team_id(self, team: str) -> str:
+        return litellm_ids.resolve_team(team, self._get)
+
     # -- StateReader -------------------------------------------------------------------------
 
     def key(self, key: str) -> Mapping[str, Any]:
-        data = self._request("GET", "/key/info", params={"key": key}) or {}
+        # The hash, not the key: a query string ends up in access logs (LiteLLM's advice).
+        data = self._get("/key/info", {"key": self.key_token(key)})
         info = data.get("info")
         if not isinstance(info, dict):
             raise GatewayRejected(f"GET /key/info: no info for key {key!r}")
+        return info
+
+    def team(self, team: str) -> Mapping[str, Any]:
+        data = self._get("/team/info", {"team_id": self.team_id(team)})
+        info = data.get("team_info")
+        if not isinstance(info, dict):
+            raise GatewayRejected(f"GET /team/info: no team_info for team {team!r}")
         return info
 
     def deployments(self) -> list[DeploymentView]:
@@ -249,13 +308,15 @@ class LiteLLMAdmin:
         # An unplanned failover is computed now (plan() normally fills its orders in).
         action = planner.concrete(action, self)
         log.info("litellm admin: applying %s (idempotency key %s)", action.type, key)
-        requests = admin_requests(action)
+        requests = admin_requests(action, self)
         for req in requests:
             self._request(req.method, req.path, body=req.body, missing_ok=req.missing_ok)
         response: dict[str, Any] = {}
         params = parse_params(action)
         if isinstance(params, DeploymentOrdersParams | FailoverParams | GroupFailoverParams):
             response = {"updated": sorted(params.orders or {})}
+        elif isinstance(params, KeysLimitsParams | WorkflowThrottleParams):
+            response = {"updated": sorted(planner.keys_limits(action))}
         return ActionOutcome(ok=True, status=200, detail=describe(action), response=response)
 
 
@@ -263,4 +324,4 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-__all__ = ["AdminRequest", "LiteLLMAdmin", "admin_requests"]
+__all__ = ["AdminRequest", "LiteLLMAdmin", "admin_requests", "lookup_requests"]

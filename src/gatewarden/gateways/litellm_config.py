@@ -55,8 +55,9 @@ from gatewarden.models import ActionOutcome, ActionPlan, GatewayAction
 log = logging.getLogger(__name__)
 
 NO_DB = (
-    "this LiteLLM proxy is configured from a file, without a database: virtual keys (block, "
-    "unblock, limits) can only be changed through the admin API of a proxy with a database"
+    "this LiteLLM proxy is configured from a file, without a database: virtual keys and teams "
+    "(block, unblock, limits) can only be changed through the admin API of a proxy with a "
+    "database"
 )
 _TAIL = 300
 
@@ -110,6 +111,9 @@ class ConfigDoc:
         return out
 
     def key(self, key: str) -> Mapping[str, Any]:
+        raise GatewayRejected(NO_DB)
+
+    def team(self, team: str) -> Mapping[str, Any]:
         raise GatewayRejected(NO_DB)
 
     def deployments(self) -> list[DeploymentView]:

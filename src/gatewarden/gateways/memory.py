@@ -24,7 +24,10 @@ from gatewarden.gateways.actions import (
     GroupFailoverParams,
     KeyLimitsParams,
     KeyParams,
+    KeysLimitsParams,
     ModelParams,
+    TeamLimitsParams,
+    WorkflowThrottleParams,
     describe,
     parse_params,
 )
@@ -41,6 +44,13 @@ class KeyState:
     tpm_limit: int | None = None
     max_budget: float | None = None
     team_id: str | None = None
+
+
+@dataclass
+class TeamState:
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_budget: float | None = None
 
 
 @dataclass
@@ -90,6 +100,7 @@ class InMemoryGateway:
     keys: dict[str, KeyState] = field(default_factory=dict)
     deployments: dict[str, DeploymentState] = field(default_factory=dict)
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    teams: dict[str, TeamState] = field(default_factory=dict)
     name: str = "memory"
     #: every call that changed (or re-set) the state, in order
     calls: list[AppliedCall] = field(default_factory=list)
@@ -106,6 +117,7 @@ class InMemoryGateway:
         keys: Iterable[str] | Mapping[str, Mapping[str, Any]] = (),
         deployments: Iterable[Mapping[str, Any]] = (),
         fallbacks: Mapping[str, list[str]] | None = None,
+        teams: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> InMemoryGateway:
         key_states = (
             {k: KeyState(**dict(v)) for k, v in keys.items()}
@@ -113,7 +125,13 @@ class InMemoryGateway:
             else {k: KeyState() for k in keys}
         )
         deps = {str(d["id"]): DeploymentState(**dict(d)) for d in deployments}
-        return cls(keys=key_states, deployments=deps, fallbacks=dict(fallbacks or {}))
+        team_states = {t: TeamState(**dict(v or {})) for t, v in (teams or {}).items()}
+        return cls(
+            keys=key_states,
+            deployments=deps,
+            fallbacks=dict(fallbacks or {}),
+            teams=team_states,
+        )
 
     # -- failure switches --------------------------------------------------------------------
 
@@ -195,6 +213,21 @@ class InMemoryGateway:
             for name, value in params.limits().items():
                 setattr(state, name, value)
             return {}
+        if isinstance(params, KeysLimitsParams | WorkflowThrottleParams):
+            changes = planner.keys_limits(action)
+            for key in changes:
+                self._key(key)  # all known before any changes: all or nothing
+            for key, fields in changes.items():
+                for name, value in fields.items():
+                    setattr(self.keys[key], name, value)
+            return {"updated": sorted(changes)}
+        if isinstance(params, TeamLimitsParams):
+            team = self.teams.get(params.team)
+            if team is None:
+                raise GatewayRejected(f"{self.name}: unknown team {params.team!r}", status=404)
+            for name, value in params.limits().items():
+                setattr(team, name, value)
+            return {}
         if isinstance(params, DeploymentOrderParams):
             return self._set_orders({params.deployment_id: params.order})
         if isinstance(params, DeploymentOrdersParams | FailoverParams | GroupFailoverParams):
@@ -234,6 +267,12 @@ class _Reader:
         state = self._gw.keys.get(key)
         if state is None:
             raise GatewayRejected(f"{self._gw.name}: unknown key {key!r}", status=404)
+        return vars(state)
+
+    def team(self, team: str) -> Mapping[str, Any]:
+        state = self._gw.teams.get(team)
+        if state is None:
+            raise GatewayRejected(f"{self._gw.name}: unknown team {team!r}", status=404)
         return vars(state)
 
     def deployments(self) -> list[DeploymentView]:

@@ -22,7 +22,10 @@ from gatewarden.gateways.actions import (
     GroupFailoverParams,
     KeyLimitsParams,
     KeyParams,
+    KeysLimitsParams,
     ModelParams,
+    TeamLimitsParams,
+    WorkflowThrottleParams,
     describe,
     parse_params,
 )
@@ -41,11 +44,37 @@ class StateReader(Protocol):
         """``blocked``, ``rpm_limit``, ``tpm_limit``, ``max_budget`` of a virtual key."""
         ...
 
+    def team(self, team: str) -> Mapping[str, Any]:
+        """``rpm_limit``, ``tpm_limit``, ``max_budget`` of a team (by alias or id)."""
+        ...
+
     def deployments(self) -> list[DeploymentView]: ...
 
     def fallbacks(self, model: str) -> list[str]:
         """The model group's general fallbacks; [] when it has none."""
         ...
+
+
+def _keys_limits(
+    params: KeysLimitsParams | WorkflowThrottleParams,
+) -> dict[str, dict[str, Any]]:
+    """key -> the limits to set on it."""
+    if isinstance(params, KeysLimitsParams):
+        return {k: dict(v) for k, v in params.limits.items()}
+    if params.keys is None:
+        raise GatewayRejected(
+            f"throttle_workflow {params.workflow}: no keys (the engine fills them in from "
+            "the workflow's recent traffic before planning)"
+        )
+    return {k: params.limits() for k in params.keys}
+
+
+def keys_limits(action: GatewayAction) -> dict[str, dict[str, Any]]:
+    """key -> limits of a ``set_keys_limits`` or (concrete) ``throttle_workflow`` action."""
+    params = parse_params(action)
+    if not isinstance(params, KeysLimitsParams | WorkflowThrottleParams):
+        raise GatewayRejected(f"{action.type} does not set key limits")
+    return _keys_limits(params)
 
 
 def _by_id(reader: StateReader, wanted: Mapping[str, object]) -> dict[str, DeploymentView]:
@@ -82,6 +111,18 @@ def plan_action(action: GatewayAction, reader: StateReader) -> ActionPlan:
         info = reader.key(params.key)
         before = {f: info.get(f) for f in params.limits()}
         inverse = GatewayAction(type="update_key_limits", params={"key": params.key, **before})
+        return ActionPlan(action=action, inverse=inverse, preview=preview)
+    if isinstance(params, KeysLimitsParams | WorkflowThrottleParams):
+        wanted_limits = _keys_limits(params)
+        previous = {
+            k: {f: reader.key(k).get(f) for f in fields} for k, fields in wanted_limits.items()
+        }
+        inverse = GatewayAction(type="set_keys_limits", params={"limits": previous})
+        return ActionPlan(action=action, inverse=inverse, preview=preview)
+    if isinstance(params, TeamLimitsParams):
+        team = reader.team(params.team)
+        before = {f: team.get(f) for f in params.limits()}
+        inverse = GatewayAction(type="update_team_limits", params={"team": params.team, **before})
         return ActionPlan(action=action, inverse=inverse, preview=preview)
     if isinstance(params, DeploymentOrderParams | DeploymentOrdersParams):
         wanted = (
@@ -139,6 +180,16 @@ def satisfied(action: GatewayAction, reader: StateReader) -> bool:
     if isinstance(params, KeyLimitsParams):
         info = reader.key(params.key)
         return all(info.get(f) == v for f, v in params.limits().items())
+    if isinstance(params, KeysLimitsParams | WorkflowThrottleParams):
+        if isinstance(params, WorkflowThrottleParams) and params.keys is None:
+            return False
+        return all(
+            all(reader.key(k).get(f) == v for f, v in fields.items())
+            for k, fields in _keys_limits(params).items()
+        )
+    if isinstance(params, TeamLimitsParams):
+        team = reader.team(params.team)
+        return all(team.get(f) == v for f, v in params.limits().items())
     if isinstance(params, DeploymentOrderParams):
         orders: Mapping[str, int | None] | None = {params.deployment_id: params.order}
     elif isinstance(params, DeploymentOrdersParams | FailoverParams | GroupFailoverParams):

@@ -12,8 +12,14 @@ from collections.abc import Mapping, Sequence
 from gatewarden.errors import PlaybookError
 from gatewarden.models import ApprovalDecision, Event, EventType
 from gatewarden.protocols import Store, Tick
-from gatewarden.remediate.language import GROUP_PREFIX
-from gatewarden.remediate.runlog import DEMO_APPROVER, Keys, fold_run
+from gatewarden.remediate.runlog import (
+    DEMO_APPROVER,
+    SLACK_USER_GROUP,
+    Keys,
+    fold_run,
+    group_of,
+    step_approvers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +30,42 @@ _DECISION_TYPES = {
 
 
 def resolve_approvers(approvers: Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:
-    """Expand ``group:NAME`` entries (in order, without duplicates). An unknown group stays as
-    it is, so nobody can grant with it and the approval times out: safe, and logged."""
+    """Expand group entries (``group:NAME``, or a bare Slack user-group id) in order, without
+    duplicates. An unknown group stays as it is: nobody can grant with a config group that is
+    not configured (the approval times out: safe, and logged); a Slack user group that could
+    not be listed is looked up again when someone decides (:func:`approver_entry`)."""
     out: list[str] = []
     for entry in approvers:
-        if entry.startswith(GROUP_PREFIX):
-            members = groups.get(entry[len(GROUP_PREFIX) :])
-            if members is None:
-                log.warning("approver %s is not configured (remediate.approver_groups)", entry)
-                members = [entry]
-        else:
+        name = group_of(entry)
+        members = groups.get(name) if name is not None else [entry]
+        if members is None and name is not None and SLACK_USER_GROUP.match(name):
+            log.warning("approver %s: Slack user group not listed; asked again on decision", entry)
+            members = [entry]
+        elif members is None:
+            log.warning("approver %s is not configured (remediate.approver_groups)", entry)
             members = [entry]
         out.extend(m for m in members if m not in out)
     return out
+
+
+def approver_entry(
+    by: str, approvers: Sequence[str], live_groups: Mapping[str, Sequence[str]]
+) -> str | None:
+    """The entry of a step's persisted ``approvers`` that lets ``by`` decide, or None.
+
+    The one rule for Slack, the console and the CLI: ``by`` is listed (groups were expanded to
+    their members when the approval was requested), or a group entry left unexpanded then
+    (its lookup failed) has ``by`` as a member now, asked of ``live_groups`` (the Slack user
+    groups; config groups are never looked up again, so a config change cannot add anyone).
+    """
+    if by in approvers:
+        return by
+    for entry in approvers:
+        name = group_of(entry)
+        members = live_groups.get(name) if name is not None else None
+        if members is not None and by in members:
+            return entry
+    return None
 
 
 class ApprovalRefused(PlaybookError):
@@ -53,10 +82,12 @@ def record_decision(
     reason: str = "",
     now: float,
     approvers: Sequence[str] | None = None,
+    live_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> Event:
     """Append ``approval.granted``/``approval.denied`` for ``step`` of ``run_id`` and return it.
 
-    ``by`` must be one of ``approvers`` (default: the approvers persisted with the request).
+    ``by`` must be allowed by :func:`approver_entry` over ``approvers`` (default: the approvers
+    persisted with the request); a decision allowed through a group records it as ``via``.
     A repeated decision by the same person is idempotent: the first one stands and is returned.
     """
     try:
@@ -71,8 +102,9 @@ def record_decision(
     rec = run.step(step)
     if rec.requested is None:
         raise ApprovalRefused(f"run {run_id} has no approval pending at step {step}")
-    allowed = list(approvers) if approvers is not None else rec.requested.payload["approvers"]
-    if by not in allowed:
+    allowed = list(approvers) if approvers is not None else step_approvers(rec)
+    entry = approver_entry(by, allowed, live_groups if live_groups is not None else {})
+    if entry is None:
         log.warning("refused approval decision on %s step %d by %r", run_id, step, by)
         raise ApprovalRefused(f"{by} is not an approver of step {step} of {run.playbook}")
     previous = store.event_by_key(Keys.decision(run_id, step, by))
@@ -89,7 +121,8 @@ def record_decision(
         incident_id=run.incident_id,
         run_id=run_id,
         key=Keys.decision(run_id, step, by),
-        payload={"step": step, "by": by, "reason": reason},
+        payload={"step": step, "by": by, "reason": reason}
+        | ({"via": entry} if entry != by else {}),
     )
     return store.append([event])[0]
 

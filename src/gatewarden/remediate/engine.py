@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+from gatewarden.backoff import Jitter
 from gatewarden.clock import SystemClock
 from gatewarden.errors import PlaybookError
 from gatewarden.models import (
@@ -35,6 +36,7 @@ from gatewarden.remediate.runlog import Keys, Position, RunLog, locate_step, run
 from gatewarden.remediate.steps import Ctx, Limits, StepExecutor
 from gatewarden.remediate.templating import render
 from gatewarden.remediate.verify import MetricsView
+from gatewarden.selfhealth import HealthCheck
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class RemediateStage:
     ``dry_run`` forces new runs into dry-run mode whatever their playbook says.
     ``approver_groups`` resolves ``group:NAME`` approvers (config ``remediate.approver_groups``);
     the resolved list is persisted with each approval request.
+    ``retry_jitter`` draws the random part of each retry's backoff (seedable; default seed 0).
     """
 
     name = "remediate"
@@ -69,6 +72,7 @@ class RemediateStage:
         retry_max_s: float = 300.0,
         breaker_threshold: int = 3,
         breaker_reset_s: float = 60.0,
+        retry_jitter: Jitter | None = None,
     ) -> None:
         self.playbooks = list(playbooks)
         self._by_name = {p.name: p for p in self.playbooks}
@@ -84,6 +88,7 @@ class RemediateStage:
             max_attempts=max_attempts,
             retry_base_s=retry_base_s,
             retry_max_s=retry_max_s,
+            retry_jitter=retry_jitter if retry_jitter is not None else Jitter(),
         )
         breaker = guardrails.CircuitBreaker(
             gateway.name, threshold=breaker_threshold, reset_s=breaker_reset_s
@@ -100,6 +105,7 @@ class RemediateStage:
             log.warning("remediation kill switch is on: no playbook starts or advances")
             return
         self._exec.tick = tick
+        self._exec.workflow_traffic.observe(tick.records)
         self._log.refresh()
         incidents = {i.id: i for i in self._log.incidents()}
         self._start_runs(tick, incidents)
@@ -107,6 +113,10 @@ class RemediateStage:
             if run.finished is None:
                 self._advance(run.run_id, incidents)
         expire_blocks(self._exec, self._log.runs())
+
+    def self_health(self, now: float) -> list[HealthCheck]:
+        """:class:`~gatewarden.selfhealth.SelfReporting`: the gateway's circuit breaker."""
+        return [guardrails.breaker_health(self._exec.breaker, now)]
 
     # -- starting ----------------------------------------------------------------------------
 

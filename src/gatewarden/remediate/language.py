@@ -117,6 +117,21 @@ class ApprovalStep(_Model):
     quorum: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=600.0, gt=0)
     on_timeout: Literal["deny", "escalate", "proceed"] = "deny"
+    escalate_to: list[str] = Field(
+        default_factory=list,
+        description="on_timeout escalate: approver ids or group:NAME the approval is handed to",
+    )
+    escalate_timeout_s: float | None = Field(
+        default=None, gt=0, description="how long the escalation approvers have (timeout_s)"
+    )
+
+    @model_validator(mode="after")
+    def _escalation(self) -> ApprovalStep:
+        if self.on_timeout == "escalate" and not self.escalate_to:
+            raise ValueError("on_timeout escalate needs escalate_to (who the approval goes to)")
+        if self.on_timeout != "escalate" and (self.escalate_to or self.escalate_timeout_s):
+            raise ValueError("escalate_to / escalate_timeout_s need on_timeout: escalate")
+        return self
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> ApprovalStep:

@@ -27,7 +27,7 @@ from gatewarden.clock import VirtualClock
 from gatewarden.errors import ConfigError, GatewayError, PlaybookError
 from gatewarden.gateways.actions import SECRET_REF, HttpParams, parse_params
 from gatewarden.gateways.http_action import HttpActionGateway
-from gatewarden.gateways.litellm_admin import LiteLLMAdmin, admin_requests
+from gatewarden.gateways.litellm_admin import LiteLLMAdmin, admin_requests, lookup_requests
 from gatewarden.gateways.litellm_config import LiteLLMConfigFile
 from gatewarden.gateways.memory import InMemoryGateway
 from gatewarden.gateways.router import GatewayRouter
@@ -105,11 +105,41 @@ def _playbook_path(arg: str, directory: str) -> Path:
     raise ConfigError([f"{arg}: no such playbook file (nor in {directory})"])
 
 
+#: optional fixture key: the recent calls (``api_key``, ``workflow``, ``cost_usd``) that tell
+#: ``throttle_workflow`` which keys carry a workflow
+TRAFFIC = "recent_traffic"
+
+
+def load_traffic(path: Path) -> pd.DataFrame:
+    """The fixture's ``recent_traffic`` as the records of one tick (empty without it)."""
+    _, data = read_yaml(path)
+    rows = data.get(TRAFFIC) if isinstance(data, dict) else None
+    if rows is None:
+        return pd.DataFrame()
+    ok = isinstance(rows, list) and all(
+        isinstance(r, dict)
+        and isinstance(r.get("api_key"), str)
+        and isinstance(r.get("workflow"), str)
+        and isinstance(r.get("cost_usd", 0.0), int | float)
+        for r in rows
+    )
+    if not ok:
+        raise ConfigError([f"{path}: {TRAFFIC}: a list of {{api_key, workflow, cost_usd}}"])
+    return pd.DataFrame(
+        {
+            "api_key": [r["api_key"] for r in rows],
+            "workflow": [r["workflow"] for r in rows],
+            "cost_usd": [float(r.get("cost_usd", 0.0)) for r in rows],
+        }
+    )
+
+
 def load_incident(path: Path) -> Incident:
     """An Incident from a fixture; id, status, severity and opened_at have defaults."""
     _, data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: expected a mapping (an incident)"])
+    data = {k: v for k, v in data.items() if k != TRAFFIC}
     defaults: dict[str, Any] = {
         "id": path.stem,
         "status": IncidentStatus.OPEN,
@@ -135,6 +165,7 @@ def _state_gateway(path: Path) -> InMemoryGateway:
             keys=data.get("keys") or {},
             deployments=data.get("deployments") or [],
             fallbacks=data.get("fallbacks") or {},
+            teams=data.get("teams") or {},
         )
     except (TypeError, KeyError, ValueError) as exc:
         raise ConfigError([f"{path}: invalid gateway state: {exc}"]) from exc
@@ -166,8 +197,14 @@ def _gateway(args: argparse.Namespace, playbook: Playbook, book: Path) -> Gatewa
     return GatewayRouter(primary, {"http": _http_preview(playbook)})
 
 
-def dry_run(playbook: Playbook, incident: Incident, gateway: GatewayAdmin) -> list[Event]:
-    """Run ``playbook`` once in dry-run mode on ``incident``; the run's events."""
+def dry_run(
+    playbook: Playbook,
+    incident: Incident,
+    gateway: GatewayAdmin,
+    records: pd.DataFrame | None = None,
+) -> list[Event]:
+    """Run ``playbook`` once in dry-run mode on ``incident`` (``records``: the calls of the
+    tick it runs in); the run's events."""
     store = SQLiteStore(":memory:")
     try:
         store.append(
@@ -191,7 +228,8 @@ def dry_run(playbook: Playbook, incident: Incident, gateway: GatewayAdmin) -> li
         stage = RemediateStage(
             [playbook], store, PlanOnly(gateway), _NoMetrics(), VirtualClock(_T0), dry_run=True
         )
-        stage.run(Tick(now=_T0 + 1, start=_T0, records=pd.DataFrame()))
+        frame = records if records is not None else pd.DataFrame()
+        stage.run(Tick(now=_T0 + 1, start=_T0, records=frame))
         return [e for e in store.events() if e.run_id is not None]
     finally:
         store.close()
@@ -208,7 +246,9 @@ def _requests(action: GatewayAction, gateway: GatewayAdmin) -> list[dict[str, An
             same.splitlines(), new.splitlines(), str(adapter.path), str(adapter.path), lineterm=""
         )
         return [{"file": str(adapter.path), "diff": "\n".join(diff)}]
-    return [r.as_dict() for r in admin_requests(action)]
+    # A live proxy resolves key and team names for real (reads only); otherwise placeholders.
+    ids = adapter if isinstance(adapter, LiteLLMAdmin) else None
+    return [r.as_dict() for r in (*lookup_requests(action), *admin_requests(action, ids))]
 
 
 def report(playbook: Playbook, events: list[Event], gateway: GatewayAdmin) -> dict[str, Any]:
@@ -288,6 +328,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         book = _playbook_path(args.playbook, args.playbooks_dir)
         playbook = load_playbook(book)
         incident = load_incident(Path(args.incident))
+        records = load_traffic(Path(args.incident))
         gateway = _gateway(args, playbook, book)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -302,7 +343,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             file=out,
         )
         return 1
-    result = report(playbook, dry_run(playbook, incident, gateway), gateway)
+    result = report(playbook, dry_run(playbook, incident, gateway, records), gateway)
     if args.format == "json":
         out.write(json.dumps({"incident": incident.model_dump(mode="json"), **result}) + "\n")
     else:

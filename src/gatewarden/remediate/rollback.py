@@ -37,13 +37,30 @@ def rollback_next(ex: StepExecutor, run: RunLog) -> bool | None:
     pending = pending_inverses(run)
     if not pending:
         return None
-    index = pending[0]
+    return apply_inverse(ex, run, pending[0])
+
+
+def apply_inverse(
+    ex: StepExecutor,
+    run: RunLog,
+    index: int,
+    *,
+    by: str | None = None,
+    reason: str | None = None,
+    backoff: bool = True,
+) -> bool:
+    """Intend, apply and record the persisted inverse of step ``index``: True = progress
+    (rolled back, or a failure recorded), False = waiting. ``by``/``reason`` name who asked
+    (a manual ``gatewarden undo``; both end up in the events); ``backoff=False``: a human
+    asking again does not wait for the automatic retry's backoff."""
     rec = run.steps[index]
     assert rec.intended is not None
     inverse = GatewayAction.model_validate(rec.intended.payload["inverse"])
     key = Keys.rollback(run.run_id, index)
+    who = {"by": by, "reason": reason or ""} if by is not None else {}
     resumed = rec.rb_intended is not None
     if not resumed:
+        verb = "undo" if by is not None else "roll back"
         ex.emit(
             run,
             EventType.ACTION_INTENDED,
@@ -51,11 +68,12 @@ def rollback_next(ex: StepExecutor, run: RunLog) -> bool | None:
             step=index,
             action=inverse.model_dump(mode="json"),
             inverse=None,
-            preview=f"roll back: {describe(inverse)}",
+            preview=f"{verb}: {describe(inverse)}",
             rollback=True,
             idempotency_key=key,
+            **who,
         )
-    if not ex.may_call(rec.rb_failures):
+    if backoff and not ex.may_call(rec.rb_failures):
         return False
     attempt = len(rec.rb_failures) + 1
     try:
@@ -78,6 +96,7 @@ def rollback_next(ex: StepExecutor, run: RunLog) -> bool | None:
         step=index,
         action=inverse.model_dump(mode="json"),
         outcome=outcome.model_dump(mode="json"),
+        **who,
     )
 
 

@@ -7,11 +7,14 @@ here so every writer uses the same idempotency keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gatewarden.models import Event, EventType
 from gatewarden.remediate.language import (
+    GROUP_PREFIX,
     ActionStep,
     ApprovalStep,
     NotifyStep,
@@ -24,6 +27,27 @@ from gatewarden.remediate.language import (
 AUTO_POLICY = "policy:auto"
 #: ``by`` of the demo's labelled auto-approver (only ever added to the pipeline by the demo)
 DEMO_APPROVER = "demo-auto-approver"
+#: A Slack user-group id (``S0123ABCD``): a playbook may name one as an approver directly.
+SLACK_USER_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
+
+
+def group_of(entry: str) -> str | None:
+    """The group an approver entry names (``group:NAME``, or a bare Slack user-group id), or
+    None for a person."""
+    if entry.startswith(GROUP_PREFIX):
+        return entry[len(GROUP_PREFIX) :] or None
+    return entry if SLACK_USER_GROUP.match(entry) else None
+
+
+def counts_toward_quorum(grant: Mapping[str, Any], allowed: Collection[str]) -> bool:
+    """Whether a grant (its payload) counts for a step whose persisted approvers are
+    ``allowed``: its author is listed, or it was recorded for a member of a listed group
+    (``via``) that could not be expanded when the approval was requested. One rule for the
+    engine, the Slack thread and the console."""
+    by, via = str(grant.get("by", "")), grant.get("via")
+    if by in allowed:
+        return True
+    return isinstance(via, str) and via in allowed and group_of(via) is not None
 
 
 def run_id_for(incident_id: str, playbook: str) -> str:
@@ -234,22 +258,38 @@ class Position:
     denied: str | None = None
 
 
+def step_approvers(rec: StepLog) -> list[str]:
+    """Who may decide a step: the approvers persisted with its request, then those an
+    escalation handed it to (``approval.expired`` with ``escalated_to``). The first ones keep
+    their say: an escalation adds deciders, it does not take the decision from anyone."""
+    lists = [rec.requested.payload.get("approvers") if rec.requested is not None else None]
+    lists += [e.payload.get("escalated_to") for e in rec.expiries if e.payload.get("escalated_to")]
+    out: list[str] = []
+    for entries in lists:
+        for entry in entries if isinstance(entries, list) else []:
+            if str(entry) not in out:
+                out.append(str(entry))
+    return out
+
+
 def approval_done_at(step: ApprovalStep, rec: StepLog, mode: str) -> float | None:
     """When the quorum was reached (distinct granters among the step's approvers), or None.
 
     Grants by anyone else are ignored even if some writer bypassed ``record_decision``; the
     policy grant only counts in ``auto`` mode, the demo approver's grant stands for the quorum.
     The approvers are those persisted with the request (groups resolved then), so a config
-    change after the request neither adds nor removes anyone.
+    change after the request neither adds nor removes anyone; a Slack user group that could not
+    be listed then counts its members' grants recorded ``via`` it (:func:`counts_toward_quorum`).
+    An escalation's approvers count too (:func:`step_approvers`).
     """
-    persisted = rec.requested.payload.get("approvers") if rec.requested is not None else None
-    allowed = set(persisted) if isinstance(persisted, list) else set(step.approvers)
+    persisted = step_approvers(rec) if rec.requested is not None else None
+    allowed = set(persisted) if persisted is not None else set(step.approvers)
     granters: set[str] = set()
     for grant in rec.grants:
         by = str(grant.payload.get("by", ""))
         if (by == AUTO_POLICY and mode == "auto") or by == DEMO_APPROVER:
             return grant.ts
-        if by in allowed:
+        if counts_toward_quorum(grant.payload, allowed):
             granters.add(by)
             if len(granters) >= step.quorum:
                 return grant.ts

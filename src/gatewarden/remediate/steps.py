@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from gatewarden.backoff import Jitter
 from gatewarden.crashpoints import crashpoint
 from gatewarden.errors import GatewayRejected, GatewayUnavailable, PlaybookError
 from gatewarden.gateways.actions import describe
@@ -21,12 +22,13 @@ from gatewarden.gateways.router import Reconciling
 from gatewarden.models import ActionOutcome, Event, EventType, GatewayAction, Incident
 from gatewarden.protocols import GatewayAdmin, Store, Tick
 from gatewarden.remediate import guardrails
-from gatewarden.remediate.approvals import resolve_approvers
+from gatewarden.remediate.approval_step import advance_approval
 from gatewarden.remediate.eventlog import EventLog
 from gatewarden.remediate.language import ActionStep, ApprovalStep, Playbook, VerifyStep
-from gatewarden.remediate.runlog import AUTO_POLICY, Keys, Position, RunLog
+from gatewarden.remediate.runlog import Keys, Position, RunLog
 from gatewarden.remediate.templating import incident_context, render_value
 from gatewarden.remediate.verify import MetricsView, evaluate
+from gatewarden.remediate.workflow_keys import WINDOW_TICKS, WorkflowTraffic, with_keys
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class Limits:
     max_attempts: int = 5
     retry_base_s: float = 15.0
     retry_max_s: float = 300.0
+    retry_jitter: Jitter = field(default_factory=Jitter)
 
 
 @dataclass
@@ -72,6 +75,8 @@ class StepExecutor:
         self.tick: Tick | None = None
         #: ``group:NAME`` approver entries resolve to these members
         self.approver_groups: Mapping[str, Sequence[str]] = {}
+        #: the keys that carried each workflow lately (what ``throttle_workflow`` limits)
+        self.workflow_traffic = WorkflowTraffic()
 
     # -- appending ---------------------------------------------------------------------------
 
@@ -98,60 +103,29 @@ class StepExecutor:
     # -- approval ----------------------------------------------------------------------------
 
     def approval(self, ctx: Ctx, index: int, step: ApprovalStep) -> bool:
-        run, rec = ctx.run, ctx.run.step(index)
-        if run.mode == "auto":
-            by = AUTO_POLICY
-            return self.emit(
-                run,
-                EventType.APPROVAL_GRANTED,
-                Keys.decision(run.run_id, index, by),
-                step=index,
-                by=by,
-                reason="auto mode: approved by playbook policy",
-            )
-        if rec.requested is None:
-            approvers = resolve_approvers(step.approvers, self.approver_groups)
-            if len(approvers) < step.quorum:
-                log.warning(
-                    "run %s step %d: %d approver(s) for a quorum of %d: it can only time out",
-                    run.run_id,
-                    index,
-                    len(approvers),
-                    step.quorum,
-                )
-            requested = self.emit(
-                run,
-                EventType.APPROVAL_REQUESTED,
-                Keys.requested(run.run_id, index),
-                step=index,
-                approvers=approvers,
-                quorum=step.quorum,
-                expires_at=self.now + step.timeout_s,
-                on_timeout=step.on_timeout,
-            )
-            crashpoint("approval.after_request")  # waiting on a human, mid-approval
-            return requested
-        escalated = [e for e in rec.expiries if e.payload.get("outcome") == "escalate"]
-        if escalated:
-            if self.now < escalated[0].ts + step.timeout_s:
-                return False
-            return self.emit(
-                run,
-                EventType.APPROVAL_EXPIRED,
-                Keys.expired(run.run_id, index, final=True),
-                step=index,
-                outcome="deny",
-                escalated=True,
-            )
-        if self.now < float(rec.requested.payload["expires_at"]):
-            return False
-        return self.emit(
-            run,
-            EventType.APPROVAL_EXPIRED,
-            Keys.expired(run.run_id, index),
-            step=index,
-            outcome=step.on_timeout,
+        return advance_approval(self, ctx, index, step)
+
+    def preview_next_action(self, ctx: Ctx, index: int) -> tuple[str, dict[str, Any]] | None:
+        """What the first action step after ``index`` would do, planned read-only (nothing is
+        applied or stored): the approver sees the impact before deciding. None when no action
+        follows or its parameters do not render."""
+        following = ctx.playbook.steps[index + 1 :]
+        step = next((s for s in following if isinstance(s, ActionStep)), None)
+        if step is None:
+            return None
+        try:
+            params = render_value(step.params, ctx.context)
+        except PlaybookError:
+            return None
+        action = with_keys(
+            GatewayAction(type=step.action, params=params), ctx.run, self.workflow_traffic
         )
+        try:
+            plan = self.gateway.plan(action)
+        except (GatewayUnavailable, GatewayRejected) as exc:
+            return f"{describe(action)} (could not plan: {exc})", action.model_dump(mode="json")
+        preview = plan.preview or describe(plan.action)
+        return preview, plan.action.model_dump(mode="json")
 
     # -- action ------------------------------------------------------------------------------
 
@@ -168,6 +142,7 @@ class StepExecutor:
         except PlaybookError as exc:
             return self._failed(run, index, str(exc), retryable=False)
         action = GatewayAction(type=step.action, params=params)
+        action = with_keys(action, run, self.workflow_traffic)
         if run.mode == "dry_run":
             return self._dry_run(run, index, action)
         held = self._held(ctx, action)
@@ -179,6 +154,11 @@ class StepExecutor:
             return self._failed(run, index, refused, retryable=False)
         if not self.may_call(rec.failures):
             return False
+        if action.type == "throttle_workflow" and not action.params.get("keys"):
+            # Traffic may just not have been seen yet (a restart empties the window): retry.
+            what = f"no traffic of workflow {action.params.get('workflow')} seen"
+            window = f"in the last {WINDOW_TICKS} ticks"
+            return self._transient(run, index, f"{what} {window}", len(rec.failures))
         try:
             plan = self.gateway.plan(action)
         except GatewayUnavailable as exc:
@@ -245,7 +225,10 @@ class StepExecutor:
 
     def may_call(self, failures: list[Event]) -> bool:
         lim = self.limits
-        if self.now < guardrails.retry_at(failures, lim.retry_base_s, lim.retry_max_s):
+        retry_at = guardrails.retry_at(
+            failures, lim.retry_base_s, lim.retry_max_s, lim.retry_jitter
+        )
+        if self.now < retry_at:
             return False
         return self.breaker.allow(self.now)
 

@@ -1,104 +1,61 @@
-"""LiteLLM-compatible admin endpoints: keys, deployments, fallbacks.
+"""LiteLLM-compatible admin endpoints: keys and teams (:mod:`.admin_keys`), deployments,
+fallbacks.
 
-Shapes follow the LiteLLM proxy (``/key/block``, ``/key/update``, ``/key/info``,
-``/model/info``, ``/model/update``, ``/fallback``). Every call, authorised or not, is recorded
-with its sim time so tests and the demo can assert on what the remediation actually did.
-Bad input gets a 4xx JSON error in LiteLLM's ``{"error": {...}}`` shape, never a 500.
+Shapes follow the LiteLLM proxy (``/key/block``, ``/key/update``, ``/key/info``, ``/key/list``,
+``/team/info``, ``/v2/team/list``, ``/team/update``, ``/model/info``, ``/model/update``,
+``/fallback``). Every call, authorised or not, is recorded with its sim time so tests and the
+demo can assert on what the remediation actually did. Bad input gets a 4xx JSON error in
+LiteLLM's ``{"error": {...}}`` shape, never a 500.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from gatewarden.simulator.admin_http import (
+    ApiError,
+    error_response,
+    optional_int,
+    read_json,
+    string,
+)
+from gatewarden.simulator.admin_keys import KeyEndpoints
 from gatewarden.simulator.gateway_state import AdminCall, DeploymentSettings
 from gatewarden.simulator.sim import Simulator
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class ApiError(Exception):
-    """A 4xx answer with a LiteLLM-style error body."""
-
-    def __init__(self, status: int, message: str, *, kind: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-        self.param = param
-
-    def response(self) -> JSONResponse:
-        return error_response(self.status, str(self), kind=self.kind, param=self.param)
-
-
-def error_response(
-    status: int, message: str, *, kind: str, param: str | None = None
-) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": str(param), "code": str(status)}}
-    return JSONResponse(body, status_code=status)
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw or b"null", parse_constant=_no_constants)
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers bad JSON, bad UTF-8, NaN/Infinity and int literals over 4300
-        # digits; RecursionError, nesting deeper than the interpreter allows.
-        raise ApiError(400, f"malformed JSON body: {exc}", kind="bad_request_error") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "expected a JSON object body", kind="bad_request_error")
-    return body
-
-
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
-    value = body[name]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ApiError(
-            400,
-            f"{name} must be a non-negative integer or null",
-            kind="bad_request_error",
-            param=name,
-        )
-    return value
-
-
-def _optional_float(body: dict[str, Any], name: str) -> float | None:
-    value = body[name]
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ApiError(
-            400,
-            f"{name} must be a non-negative number or null",
-            kind="bad_request_error",
-            param=name,
-        )
-    return float(value)
-
-
-def _string(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise ApiError(
-            400, f"{name} must be a non-empty string", kind="bad_request_error", param=name
-        )
-    return value
-
-
-class AdminApi:
+class AdminApi(KeyEndpoints):
     """Handlers bound to one simulator; ``wrap`` adds auth, recording and error mapping."""
 
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.master_key = sim.scenario.master_key
+
+    def routes(self) -> list[Route]:
+        """Every admin endpoint, wrapped: what the server mounts."""
+        table: list[tuple[str, Callable[[Request, Any], Awaitable[Any]], str]] = [
+            ("/key/block", self.key_block, "POST"),
+            ("/key/unblock", self.key_unblock, "POST"),
+            ("/key/update", self.key_update, "POST"),
+            ("/key/info", self.key_info, "GET"),
+            ("/key/list", self.key_list, "GET"),
+            ("/team/info", self.team_info, "GET"),
+            ("/v2/team/list", self.team_list, "GET"),
+            ("/team/update", self.team_update, "POST"),
+            ("/model/info", self.model_info, "GET"),
+            ("/model/update", self.model_update, "POST"),
+            ("/fallback", self.fallback_create, "POST"),
+            ("/fallback/{model:path}", self.fallback_get, "GET"),
+            ("/fallback/{model:path}", self.fallback_delete, "DELETE"),
+        ]
+        return [Route(path, self.wrap(handler), methods=[m]) for path, handler, m in table]
 
     def wrap(self, handler: Callable[[Request, Any], Awaitable[Any]]) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -140,72 +97,6 @@ class AdminApi:
                 ts=self.sim.sync(), method=request.method, path=path, body=body, status=status
             )
         )
-
-    def _alias(self, key: str) -> str:
-        alias = self.sim.state.resolve_key(key)
-        if alias is None:
-            raise ApiError(404, f"Key not found: {key[:12]}...", kind="not_found", param="key")
-        return alias
-
-    # -- keys ---------------------------------------------------------------------------------
-
-    async def key_block(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        return self._set_blocked(_string(body, "key"), blocked=True)
-
-    async def key_unblock(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        return self._set_blocked(_string(body, "key"), blocked=False)
-
-    def _set_blocked(self, key: str, *, blocked: bool) -> dict[str, Any]:
-        updated = self.sim.state.update_key(self._alias(key), blocked=blocked)
-        return {
-            "token": updated.hashed,
-            "key_alias": updated.alias,
-            "team_id": updated.team,
-            "blocked": updated.blocked,
-        }
-
-    async def key_update(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        key = _string(body, "key")
-        alias = self._alias(key)
-        changes: dict[str, Any] = {}
-        for name in ("rpm_limit", "tpm_limit"):
-            if name in body:
-                changes[name] = _optional_int(body, name)
-        if "max_budget" in body:
-            changes["max_budget"] = _optional_float(body, "max_budget")
-        updated = self.sim.state.update_key(alias, **changes)
-        return {
-            "key": key,
-            "key_alias": updated.alias,
-            "team_id": updated.team,
-            "rpm_limit": updated.rpm_limit,
-            "tpm_limit": updated.tpm_limit,
-            "max_budget": updated.max_budget,
-            "blocked": updated.blocked,
-        }
-
-    async def key_info(self, request: Request, body: None) -> dict[str, Any]:
-        key = request.query_params.get("key")
-        if not key:
-            raise ApiError(
-                400, "missing query parameter: key", kind="bad_request_error", param="key"
-            )
-        settings = self.sim.state.key(self._alias(key))
-        spec = next(k for k in self.sim.catalog.keys if k.alias == settings.alias)
-        info = {
-            "key_name": f"sk-...{spec.token[-4:]}",
-            "key_alias": settings.alias,
-            "token": settings.hashed,
-            "team_id": settings.team,
-            "blocked": settings.blocked,
-            "rpm_limit": settings.rpm_limit,
-            "tpm_limit": settings.tpm_limit,
-            "max_budget": settings.max_budget,
-            "spend": round(self.sim.spend(settings.alias), 6),
-            "models": [],
-            "metadata": {"workflow": spec.workflow},
-        }
-        return {"key": key, "info": info}
 
     # -- deployments --------------------------------------------------------------------------
 
@@ -253,7 +144,7 @@ class AdminApi:
             )
         changes: dict[str, Any] = {}
         if "order" in params:
-            order = _optional_int(params, "order")
+            order = optional_int(params, "order")
             if order is None:
                 raise ApiError(
                     400, "order must be an integer", kind="bad_request_error", param="order"
@@ -261,7 +152,7 @@ class AdminApi:
             changes["order"] = order
         for name in ("rpm", "tpm"):
             if name in params:
-                changes[name] = _optional_int(params, name)
+                changes[name] = optional_int(params, name)
         updated = self.sim.state.update_deployment(current.id, **changes)
         return self._model_entry(updated)
 
@@ -273,7 +164,7 @@ class AdminApi:
         return name
 
     async def fallback_create(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        model = self._group(_string(body, "model"), "model")
+        model = self._group(string(body, "model"), "model")
         fallback_type = body.get("fallback_type", "general")
         if fallback_type != "general":
             raise ApiError(
@@ -334,3 +225,6 @@ class AdminApi:
             "fallback_type": "general",
             "message": "Fallback configuration deleted successfully",
         }
+
+
+__all__ = ["AdminApi", "ApiError", "error_response", "read_json"]

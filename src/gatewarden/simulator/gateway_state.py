@@ -25,6 +25,26 @@ class KeySettings:
 
 
 @dataclass(frozen=True)
+class TeamSettings:
+    """A LiteLLM team: its limits apply to all of its keys' calls together. The simulator's
+    ``team_id`` is the catalog's team name, as its ``/metrics`` labels both ``team`` and
+    ``team_alias`` with it."""
+
+    team_id: str
+    alias: str
+    blocked: bool = False
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_budget: float | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.blocked or any(
+            v is not None for v in (self.rpm_limit, self.tpm_limit, self.max_budget)
+        )
+
+
+@dataclass(frozen=True)
 class DeploymentSettings:
     id: str
     group: str
@@ -60,6 +80,8 @@ class RoutingView:
 
     version: int
     keys: dict[str, KeySettings]
+    #: team id -> settings, only the teams with a limit or a block (the hot path skips others)
+    teams: dict[str, TeamSettings]
     #: group -> deployments sorted by (order, id)
     candidates: dict[str, tuple[DeploymentSettings, ...]]
     fallbacks: dict[str, tuple[str, ...]]
@@ -73,6 +95,7 @@ class GatewayState:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     version: int = 0
     _keys: dict[str, KeySettings] = field(default_factory=dict)
+    _teams: dict[str, TeamSettings] = field(default_factory=dict)
     _deployments: dict[str, DeploymentSettings] = field(default_factory=dict)
     _fallbacks: dict[str, list[str]] = field(default_factory=dict)
     _lookup: dict[str, str] = field(default_factory=dict)
@@ -83,8 +106,11 @@ class GatewayState:
         group_of = self.catalog.group_of()
         for k in self.catalog.keys:
             self._keys[k.alias] = KeySettings(alias=k.alias, team=k.team, hashed=k.hashed)
-            # LiteLLM admin endpoints accept the token, its sha256, or (here) the alias.
-            self._lookup.update({k.alias: k.alias, k.token: k.alias, k.hashed: k.alias})
+            # LiteLLM's key endpoints take the key or its sha256, never the alias: an alias is
+            # found through /key/list?key_alias=... (see key_by_alias).
+            self._lookup.update({k.token: k.alias, k.hashed: k.alias})
+        for t in self.catalog.teams:
+            self._teams[t.name] = TeamSettings(team_id=t.name, alias=t.name)
         for d in self.catalog.deployments:
             self._deployments[d.id] = DeploymentSettings(
                 id=d.id,
@@ -107,6 +133,7 @@ class GatewayState:
                 self._view = RoutingView(
                     version=self.version,
                     keys=dict(self._keys),
+                    teams={i: t for i, t in self._teams.items() if t.limited},
                     candidates={
                         g: tuple(sorted(ds, key=lambda d: (d.order, d.id)))
                         for g, ds in by_group.items()
@@ -116,13 +143,26 @@ class GatewayState:
             return self._view
 
     def resolve_key(self, key: str) -> str | None:
-        """Alias for a token, a hashed token or an alias; None when unknown."""
+        """The alias of a key given as its token or hashed token; None otherwise (an alias is
+        not a key to LiteLLM's key endpoints)."""
         with self._lock:
             return self._lookup.get(key)
 
     def key(self, alias: str) -> KeySettings:
         with self._lock:
             return self._keys[alias]
+
+    def all_keys(self) -> list[KeySettings]:
+        with self._lock:
+            return list(self._keys.values())
+
+    def team(self, team_id: str) -> TeamSettings | None:
+        with self._lock:
+            return self._teams.get(team_id)
+
+    def teams(self) -> list[TeamSettings]:
+        with self._lock:
+            return list(self._teams.values())
 
     def deployment(self, dep_id: str) -> DeploymentSettings | None:
         with self._lock:
@@ -162,6 +202,16 @@ class GatewayState:
                     or k.tpm_limit is not None
                     or k.max_budget is not None
                 },
+                "team_limits": {
+                    i: {
+                        "rpm_limit": t.rpm_limit,
+                        "tpm_limit": t.tpm_limit,
+                        "max_budget": t.max_budget,
+                        "blocked": t.blocked,
+                    }
+                    for i, t in sorted(self._teams.items())
+                    if t.limited
+                },
                 "deployments": {
                     d.id: {"model_group": d.group, "order": d.order, "rpm": d.rpm, "tpm": d.tpm}
                     for d in self._deployments.values()
@@ -179,6 +229,13 @@ class GatewayState:
         with self._lock:
             updated = replace(self._keys[alias], **changes)
             self._keys[alias] = updated
+            self.version += 1
+            return updated
+
+    def update_team(self, team_id: str, **changes: Any) -> TeamSettings:
+        with self._lock:
+            updated = replace(self._teams[team_id], **changes)
+            self._teams[team_id] = updated
             self.version += 1
             return updated
 

@@ -86,6 +86,8 @@ class Router:
         self.state = state
         self.faults: list[ActiveFault] = []
         self.spend: dict[str, float] = {}
+        #: spend per team (LiteLLM checks a team's max_budget against it)
+        self.team_spend: dict[str, float] = {}
         self._keys = [(k.alias, k.team, k.workflow) for k in catalog.keys]
         self._deps = {
             d.id: _Dep(
@@ -104,6 +106,9 @@ class Router:
             for d in catalog.deployments
         }
         self._key_windows: dict[str, _Window] = {}
+        # Always kept (not only while a team is limited): LiteLLM counts a team's usage in the
+        # current minute whether or not a limit was set before it.
+        self._team_windows: dict[str, _Window] = {}
         self._dep_windows: dict[str, _Window] = {d: _Window() for d in self._deps}
         self._view: RoutingView | None = None
         self._active_bucket = -1
@@ -137,6 +142,20 @@ class Router:
             window = self._key_windows[alias] = _Window()
         if window.over(it.ts, settings.rpm_limit, settings.tpm_limit):
             return [self._gateway(it, it.ts, 429, "rate_limited", it.group, 0)]
+        team_window = self._team_windows.get(settings.team)
+        if team_window is None:
+            team_window = self._team_windows[settings.team] = _Window()
+        team = view.teams.get(settings.team) if view.teams else None
+        if team is not None:
+            if team.blocked:
+                return [self._gateway(it, it.ts, 401, "team_blocked", it.group, 0)]
+            spent = self.team_spend.get(team.team_id, 0.0)
+            if team.max_budget is not None and spent >= team.max_budget:
+                return [self._gateway(it, it.ts, 400, "budget_exceeded", it.group, 0)]
+            if team_window.over(it.ts, team.rpm_limit, team.tpm_limit):
+                return [self._gateway(it, it.ts, 429, "rate_limited", it.group, 0)]
+        else:
+            team_window.prune(it.ts)  # keep an unlimited team's window short
 
         groups = (it.group, *view.fallbacks.get(it.group, ()))
         ts = it.ts
@@ -153,7 +172,9 @@ class Router:
                 break
             ts = round(ts + rec["latency_ms"] / 1000.0, 3)
         rec = records[-1]
-        window.add(it.ts, rec["input_tokens"] + rec["output_tokens"])  # only the last can succeed
+        used = rec["input_tokens"] + rec["output_tokens"]  # only the last call can succeed
+        window.add(it.ts, used)
+        team_window.add(it.ts, used)
         return records
 
     def _pick(
@@ -186,7 +207,7 @@ class Router:
         ok_prob = 1.0 - dep.error_rate
         statuses, worst = BASE_STATUSES, dep.error_rate
         ttft_factor = out_factor = price_factor = 1.0
-        alias, _team, workflow = self._keys[it.key]
+        alias, team, workflow = self._keys[it.key]
         for f in self._faults_at(ts) if self.faults else ():
             fault = f.fault
             if isinstance(fault, ProviderOutage | FallbackStorm):
@@ -236,6 +257,7 @@ class Router:
         latency = ttft + per_token * (out_tokens - 1) + _OVERHEAD_MS
         cost = (it.input_tokens * dep.price_in + out_tokens * dep.price_out) * price_factor
         self.spend[alias] = self.spend.get(alias, 0.0) + cost
+        self.team_spend[team] = self.team_spend.get(team, 0.0) + cost
         if dep_window is not None:
             dep_window.add(ts, it.input_tokens + out_tokens)
         return self._record(
