@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gatewarden.correlate.config import CorrelateConfig
+from gatewarden.errors import ConfigError
 from gatewarden.gateways.config import HttpActionSettings, LiteLLMConfigFileSettings, SecretSource
 from gatewarden.ingest.promql import PromQLQuery
 from gatewarden.notify.config import NotifyConfig
@@ -182,6 +183,62 @@ class WebConfig(_Section):
     )
 
 
+#: Shorter console tokens are refused: a token is all that stands between a browser and a
+#: decision that changes the gateway's routing.
+MIN_CONSOLE_TOKEN = 16
+
+
+class ConsoleConfig(_Section):
+    """Who may decide in the incident console: each person has their own token.
+
+    A decision is recorded as the user whose token made it, checked against the step's
+    approvers with the same rule as Slack; ``web.token`` opens the console view-only.
+    """
+
+    users: dict[str, SecretRef] = Field(
+        default_factory=dict,
+        description="approver id (as playbooks name it, e.g. a Slack user id) -> where that "
+        "person's console token lives (env or file)",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _ids(cls, users: dict[str, SecretRef]) -> dict[str, SecretRef]:
+        for user in users:
+            if not user or len(user) > 128 or any(c.isspace() for c in user):
+                raise ValueError(f"console user id {user!r}: 1-128 characters, no spaces")
+        return users
+
+    def resolved(self, base: Path) -> ConsoleConfig:
+        users = {user: ref.resolved(base) for user, ref in self.users.items()}
+        return self.model_copy(update={"users": users})
+
+    def tokens(self, env: Mapping[str, str], *, shared: str | None) -> dict[str, str]:
+        """user id -> token; ConfigError names the users concerned, never a token."""
+        out = {u: ref.resolve(env, f"console.users.{u}").strip() for u, ref in self.users.items()}
+        problems = [
+            f"console.users.{u}: token shorter than {MIN_CONSOLE_TOKEN} characters"
+            for u, t in out.items()
+            if len(t) < MIN_CONSOLE_TOKEN
+        ]
+        problems += [
+            f"console.users.{u}: same token as web.token (which only views)"
+            for u, t in out.items()
+            if shared is not None and t == shared
+        ]
+        holders: dict[str, list[str]] = {}
+        for user, token in out.items():
+            holders.setdefault(token, []).append(user)
+        problems += [
+            f"console.users: {', '.join(sorted(users))} share one token"
+            for users in holders.values()
+            if len(users) > 1
+        ]
+        if problems:
+            raise ConfigError(problems)
+        return out
+
+
 class ClockConfig(_Section):
     """``system`` in production. ``scaled`` runs simulated time (demos, drills, crash tests):
     simulated ``start`` at wall-clock ``origin``, ``speed`` times faster from there."""
@@ -206,6 +263,7 @@ class DaemonConfig(_Section):
     remediate: RemediateConfig = RemediateConfig()
     notify: NotifyConfig = NotifyConfig()
     web: WebConfig = WebConfig()
+    console: ConsoleConfig = ConsoleConfig()
     ha: HAConfig = HAConfig()
 
     @model_validator(mode="after")
@@ -217,6 +275,11 @@ class DaemonConfig(_Section):
             if ttl is not None and not self.tick_seconds < ttl < 2 * self.tick_seconds:
                 raise ValueError("ha.ttl_s must lie between one and two tick_seconds")
         return self
+
+    def console_tokens(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``console.users`` resolved (user id -> token), checked against ``web.token``."""
+        shared = self.web.token.resolve(env, "web.token") if self.web.token else None
+        return self.console.tokens(env, shared=shared)
 
     def resolved(self, base: Path) -> DaemonConfig:
         """Copy with every relative path made relative to ``base``."""
@@ -256,6 +319,7 @@ class DaemonConfig(_Section):
                 "reports_dir": fix(self.reports_dir),
                 "gateway": gateway,
                 "web": web,
+                "console": self.console.resolved(base),
                 "notify": notify,
             }
         )

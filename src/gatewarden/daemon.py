@@ -7,9 +7,7 @@ gateway adapter differ.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -22,145 +20,30 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from gatewarden.aggregate import AggregateStage, SeriesHistory
+from gatewarden.clock import SystemClock
 from gatewarden.config import (
     DaemonConfig,
-    HttpRequestLogSourceConfig,
-    JsonlSourceConfig,
-    LiteLLMSpendLogSourceConfig,
-    OtlpSourceConfig,
-    PrometheusSourceConfig,
-    PromQLSourceConfig,
-    SecretRef,
     WebConfig,
 )
 from gatewarden.console import console_routes
 from gatewarden.correlate import CorrelateStage
 from gatewarden.detect import DetectStage, load_detector_specs
 from gatewarden.errors import StoreError
-from gatewarden.gateways import LiteLLMAdmin
-from gatewarden.gateways.config import build_gateway as compose_gateway
-from gatewarden.ha.leader import FencedGateway, LeaderElector, ttl_for
+from gatewarden.gateways.traffic import TrafficPreviewGateway
+from gatewarden.ha.leader import FencedGateway, LeaderElector
 from gatewarden.ha.stages import LeaderOnly, LeaseStage, leader_only
 from gatewarden.httpserve import ThreadedServer
-from gatewarden.ingest import HttpRequestLogSource, JsonlTailSource, PrometheusScrapeSource
-from gatewarden.ingest.litellm_metrics import LITELLM
-from gatewarden.ingest.litellm_spend import LiteLLMSpendLogSource
-from gatewarden.ingest.otlp_server import OtlpReceiver
-from gatewarden.ingest.promql import PromQLSource
 from gatewarden.ingest.sample_frames import SampleFramesStage
 from gatewarden.models import EventType
-from gatewarden.notify import NotifyStage, build_interactions, build_notifiers, slack_routes
-from gatewarden.notify.slack.interactions import SlackInteractions
+from gatewarden.notify import NotifyStage, SlackParts, build_notifiers, build_slack
 from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import Clock, GatewayAdmin, Source, Stage, Store, Tick
 from gatewarden.remediate import DemoAutoApprover, RemediateStage, load_playbooks
 from gatewarden.report import ReportStage, SeriesRecorder
-from gatewarden.store import SQLiteStore
 from gatewarden.web import StatusSnapshot, create_app
+from gatewarden.wiring import build_elector, build_gateway, build_sources, open_store
 
 log = logging.getLogger(__name__)
-
-
-def _bearer(token: SecretRef | None, env: Mapping[str, str], what: str) -> dict[str, str] | None:
-    return {"Authorization": f"Bearer {token.resolve(env, what)}"} if token else None
-
-
-def build_sources(
-    config: DaemonConfig,
-    *,
-    since: float,
-    env: Mapping[str, str],
-    clock: Clock,
-    closers: list[Callable[[], None]],
-) -> list[Source]:
-    sources: list[Source] = []
-    for sc in config.sources:
-        if isinstance(sc, HttpRequestLogSourceConfig):
-            sources.append(
-                HttpRequestLogSource(
-                    sc.url, path=sc.path, since=since, timeout=sc.timeout_s, name=sc.name
-                )
-            )
-        elif isinstance(sc, PrometheusSourceConfig):
-            sources.append(
-                PrometheusScrapeSource(
-                    sc.url,
-                    timeout=sc.timeout_s,
-                    name=sc.name,
-                    metric_map=None if sc.raw else LITELLM,
-                    headers=_bearer(sc.bearer_token, env, f"sources.{sc.name}.bearer_token"),
-                )
-            )
-        elif isinstance(sc, JsonlSourceConfig):
-            sources.append(JsonlTailSource(sc.path, name=sc.name))
-        elif isinstance(sc, OtlpSourceConfig):
-            receiver = OtlpReceiver(
-                name=sc.name,
-                max_buffer=sc.max_buffer,
-                max_body=int(sc.max_body_mb * 2**20),
-                clock=clock,
-            )
-            log.info("OTLP receiver on %s/v1/traces", receiver.serve(sc.host, sc.port))
-            closers.append(receiver.close)
-            sources.append(receiver)
-        elif isinstance(sc, LiteLLMSpendLogSourceConfig):
-            key = sc.master_key.resolve(env, f"sources.{sc.name}.master_key")
-            sources.append(
-                LiteLLMSpendLogSource(
-                    sc.url,
-                    key,
-                    path=sc.path,
-                    since=since,
-                    lookback_s=sc.lookback_s,
-                    timeout=sc.timeout_s,
-                    name=sc.name,
-                )
-            )
-        elif isinstance(sc, PromQLSourceConfig):
-            sources.append(
-                PromQLSource(
-                    sc.url,
-                    sc.queries,
-                    step=sc.step_s,
-                    lookback=sc.lookback_s,
-                    since=since,
-                    headers=_bearer(sc.bearer_token, env, f"sources.{sc.name}.bearer_token"),
-                    timeout=sc.timeout_s,
-                    name=sc.name,
-                )
-            )
-    return sources
-
-
-def build_gateway(config: DaemonConfig, env: Mapping[str, str]) -> GatewayAdmin:
-    g = config.gateway
-    primary: GatewayAdmin
-    if g.type == "litellm_config" and g.config_file is not None:
-        primary = g.config_file.build()
-    else:
-        key = g.master_key.resolve(env, "gateway.master_key")
-        primary = LiteLLMAdmin(g.base_url, key, timeout=g.timeout_s)
-    # Generic http actions go to their own adapter when hosts are allow-listed.
-    return compose_gateway(primary, g.http, env)
-
-
-def open_store(config: DaemonConfig, *, application_name: str = "gatewarden") -> Store:
-    if config.store.backend == "postgres" and config.store.dsn:
-        from gatewarden.store.postgres import PostgresStore  # optional dependency
-
-        return PostgresStore(
-            config.store.dsn, schema=config.store.pg_schema, application_name=application_name
-        )
-    return SQLiteStore(config.store.path)
-
-
-def build_elector(config: DaemonConfig, store: Store, clock: Clock) -> LeaderElector:
-    ha = config.ha
-    holder = ha.holder or f"{socket.gethostname()}:{os.getpid()}"
-    ttl = ha.ttl_s or ttl_for(config.tick_seconds)
-    # Refuse to act when the lease would lapse before a gateway call could finish.
-    margin = ha.margin_s if ha.margin_s is not None else min(config.gateway.timeout_s, ttl / 2)
-    return LeaderElector(store, ha.lease, holder, ttl, clock, margin_s=margin)
 
 
 @dataclass
@@ -173,7 +56,9 @@ class Assembly:
     notify: NotifyStage
     clock: Clock
     elector: LeaderElector | None = None
-    interactions: SlackInteractions | None = None
+    slack: SlackParts | None = None
+    #: console user id -> that user's token (``console.users``): who may decide in the console
+    console_users: dict[str, str] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
     overruns: int = 0
 
@@ -228,13 +113,17 @@ def build(
     sources: Sequence[Source] | None = None,
     gateway: GatewayAdmin | None = None,
     store: Store | None = None,
+    wall_clock: Clock | None = None,
 ) -> Assembly:
-    """Wire one pipeline from the config. Raises ConfigError on any invalid part."""
+    """Wire one pipeline from the config. Raises ConfigError on any invalid part.
+    ``wall_clock`` (default: system) times what is real whatever ``clock`` simulates (Slack)."""
     specs = load_detector_specs(config.detectors_dir)
     playbooks = load_playbooks(config.playbooks_dir)
     store = store or open_store(config)
     history = SeriesHistory()
-    gateway = gateway or build_gateway(config, env)
+    gateway = TrafficPreviewGateway(gateway or build_gateway(config, env), history)
+    groups = config.remediate.approver_groups
+    slack = build_slack(config.notify, groups, env, store, clock, wall_clock or SystemClock())
     elector = build_elector(config, store, clock) if config.ha.enabled else None
     if elector is not None:
         # Every gateway call re-checks the fencing token: a deposed leader cannot act.
@@ -248,7 +137,7 @@ def build(
         kill_switch=config.remediate.kill_switch,
         max_actions_per_hour=config.remediate.max_actions_per_hour,
         max_keys_blocked=config.remediate.max_keys_blocked,
-        approver_groups=config.remediate.approver_groups,
+        approver_groups=slack.approver_groups,  # config groups, then Slack user groups
     )
     correlate = CorrelateStage(store, config.correlate)
     acting: list[Stage] = [SeriesRecorder(store, history), remediate]
@@ -280,13 +169,15 @@ def build(
         )
         stages = [LeaseStage(elector), *stages, led, *leader_only(elector, acting)]
     closers: list[Callable[[], None]] = []
+    closers.append(slack.close)
     if sources is None:
         sources = build_sources(
             config, since=clock.now() - config.tick_seconds, env=env, clock=clock, closers=closers
         )
     pipeline = Pipeline(sources, stages, clock, tick_seconds=config.tick_seconds, checkpoints=store)
     return Assembly(
-        interactions=build_interactions(config.notify, env, store, clock),
+        slack=slack,
+        console_users=config.console_tokens(env),
         pipeline=pipeline,
         store=store,
         history=history,
@@ -359,18 +250,20 @@ class Daemon:
     def start_web(self) -> str | None:
         if self.web is None or not self.web.enabled:
             return None
-        routes = console_routes(self.assembly.store, self.assembly.clock, self.console_token)
-        if self.assembly.interactions is not None:
-            # Slack's request signature is this route's authentication, not the web token.
-            routes += slack_routes(self.assembly.interactions)
+        a = self.assembly
+        live = a.slack.live_groups if a.slack is not None else None
+        routes = console_routes(
+            a.store, a.clock, self.console_token, users=a.console_users, live_groups=live
+        )
+        routes += a.slack.http_routes() if a.slack is not None else []
         app = create_app(self.assembly.status, extra_routes=routes)
         self.web_server = ThreadedServer(app, host=self.web.host, port=self.web.port, name="web")
         url = self.web_server.start()
         log.info("serving /healthz /readyz /metrics on %s", url)
-        if self.console_token:
-            log.info("incident console on %s/console/ (web.token required)", url)
+        if self.console_token or a.console_users:
+            log.info("console on %s/console/ (%d can decide)", url, len(a.console_users))
         else:
-            log.info("incident console off: set web.token to enable it")
+            log.info("incident console off: set web.token or console.users to enable it")
         return url
 
     def run(self) -> None:
@@ -390,6 +283,8 @@ class Daemon:
         }
         try:
             self.start_web()
+            if self.assembly.slack is not None:
+                self.assembly.slack.start()
             self.scheduler.start()
             with self._tick_lock:
                 pass  # a tick still running finishes before the caller closes the store

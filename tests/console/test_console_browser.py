@@ -1,9 +1,11 @@
 """A real headless browser (Debian's chromium, driven by Playwright) clicks Approve in the
-console of a daemon-like assembly and sees the playbook act.
+console of the assembled daemon and sees the playbook act.
 
 The assembly is ``gatewarden.daemon.build`` against the simulator on a stepped VirtualClock, as
 ``gatewarden demo`` runs it, but with ``demo_auto_approve`` off: only the click can unblock the
-failover. CI must install chromium first (``tests/console/ensure_browser.sh``); the test is
+failover. The console is the daemon's own (``Daemon.start_web``), with per-user tokens from the
+config (``console.users``): whoever logs in decides as themselves, and the shared ``web.token``
+only views. CI must install chromium first (``tests/console/ensure_browser.sh``); the test is
 skipped only when ``GATEWARDEN_SKIP_BROWSER=1``, never silently.
 """
 
@@ -16,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from gatewarden.console import console_routes
-from gatewarden.httpserve import ThreadedServer
+from gatewarden.config import WebConfig
+from gatewarden.daemon import Daemon
 from gatewarden.models import EventType
-from gatewarden.web import create_app
 from tests.report.harness import Harness, short_outage, start
 
 if os.environ.get("GATEWARDEN_SKIP_BROWSER") == "1":
@@ -39,8 +40,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TOKEN = "browser-test-token-42"
-APPROVER = "U-ONCALL-1"
+VIEW_TOKEN = "browser-view-token-42"  # web.token: view-only
+APPROVER, INTRUDER = "U-ONCALL-1", "U-INTRUDER"
+TOKENS = {APPROVER: "browser-oncall-token-7f3e", INTRUDER: "browser-intruder-token-c21a"}
+USERS = f"""console:
+  users:
+    {APPROVER}: {{env: GW_CONSOLE_ONCALL}}
+    {INTRUDER}: {{env: GW_CONSOLE_INTRUDER}}
+"""
 WAIT_MS = 30_000  # generous for a loaded 2-core CI machine; a pass never waits this long
 
 
@@ -55,16 +62,17 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Harness, str]]:
         auto_approve=False,
         approvers=[APPROVER],
         detector_files=["error-rate.yaml"],
+        extra=USERS,
+        env={"GW_CONSOLE_ONCALL": TOKENS[APPROVER], "GW_CONSOLE_INTRUDER": TOKENS[INTRUDER]},
     )
-    app = create_app(
-        harness.assembly.status,
-        extra_routes=console_routes(harness.assembly.store, harness.clock, TOKEN),
-    )
-    server = ThreadedServer(app, name="web")
+    daemon = Daemon(harness.assembly, interval_s=1, web=WebConfig(port=0), console_token=VIEW_TOKEN)
     try:
-        yield harness, server.start()
+        url = daemon.start_web()
+        assert url is not None
+        yield harness, url
     finally:
-        server.stop()
+        if daemon.web_server is not None:
+            daemon.web_server.stop()
         harness.close()
 
 
@@ -72,12 +80,17 @@ def _events(harness: Harness, type_: EventType) -> list[Any]:
     return harness.assembly.store.events(types=[type_])
 
 
-def _log_in(page: Page, url: str) -> None:
+def _log_in(page: Page, url: str, token: str) -> None:
     page.goto(f"{url}/console/")
-    assert "/console/login" in page.url  # everything needs the token
-    page.fill("#token", TOKEN)
+    assert "/console/login" in page.url  # everything needs a token
+    page.fill("#token", token)
     page.click("#login")
     page.wait_for_selector("table.incidents")
+
+
+def _log_out(page: Page) -> None:
+    page.click("form.logout button")
+    page.wait_for_selector("#token")
 
 
 def test_click_approve_and_watch_the_failover(daemon: tuple[Harness, str]) -> None:
@@ -95,19 +108,29 @@ def test_click_approve_and_watch_the_failover(daemon: tuple[Harness, str]) -> No
             # answer to the refused decision) are expected and not counted.
             page.on("console", lambda m: problems.append(m.text) if "Refused" in m.text else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
-            _log_in(page, url)
+            # The shared token shows everything and decides nothing.
+            _log_in(page, url, VIEW_TOKEN)
             assert "1 approval" in page.inner_text("table.incidents")
             page.click("table.incidents a")
             form = page.locator("form.approval")
             assert "Allowed approvers: U-ONCALL-1." in form.inner_text()
+            assert "view-only" in form.inner_text() and form.locator("button").count() == 0
+            incident = page.url
+            _log_out(page)
 
-            # Someone the playbook does not list is refused, and nothing is recorded.
-            page.fill("form.approval input[name=by]", "U-INTRUDER")
+            # Someone the playbook does not list decides as themselves, and is refused.
+            _log_in(page, url, TOKENS[INTRUDER])
+            page.goto(incident)
+            assert page.inner_text("#who") == INTRUDER
+            assert page.locator("form.approval input[name=by]").count() == 0  # no typed ids
             page.click("form.approval button.approve")
             assert "U-INTRUDER is not an approver" in page.inner_text("#decision-error")
             assert _events(harness, EventType.APPROVAL_GRANTED) == []
+            _log_out(page)
 
-            page.fill("form.approval input[name=by]", APPROVER)
+            _log_in(page, url, TOKENS[APPROVER])
+            page.goto(incident)
+            assert f"You decide as {APPROVER}." in page.inner_text("form.approval")
             page.fill("form.approval input[name=reason]", "openai is down, fail over")
             page.click("form.approval button.approve")
             page.wait_for_selector("text=Approval recorded.")

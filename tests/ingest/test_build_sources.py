@@ -1,4 +1,4 @@
-"""The sources ``gatewarden run`` builds from a daemon config file (``daemon.build_sources``),
+"""The sources ``gatewarden run`` builds from a daemon config file (``wiring.build_sources``),
 pulled by a real pipeline against local stand-ins: a LiteLLM-like server (``/metrics/``,
 ``/spend/logs/v2``), a Prometheus HTTP API, the OTLP receiver the config starts, and a JSONL log
 named relative to the config file. Secrets come from the environment, as configured."""
@@ -20,7 +20,6 @@ from starlette.routing import Route
 
 from gatewarden.clock import VirtualClock
 from gatewarden.config import load_config
-from gatewarden.daemon import build_sources
 from gatewarden.httpserve import ThreadedServer
 from gatewarden.ingest import JsonlTailSource, PrometheusScrapeSource
 from gatewarden.ingest.litellm_spend import LiteLLMSpendLogSource
@@ -28,6 +27,7 @@ from gatewarden.ingest.otlp_server import OtlpReceiver
 from gatewarden.ingest.promql import PromQLSource
 from gatewarden.pipeline import Pipeline
 from gatewarden.store import SQLiteStore
+from gatewarden.wiring import build_sources
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 #: just after the spans of the OTLP fixture

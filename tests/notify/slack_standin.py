@@ -3,7 +3,9 @@
 Serves on 127.0.0.1: ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
 ``conversations.history`` / ``conversations.replies``, the files upload v2 steps
 (``files.getUploadURLExternal``, the upload URL it hands out, ``files.completeUploadExternal``),
-``usergroups.users.list`` and ``views.open``. It checks ``Authorization:
+``usergroups.users.list``, ``views.open`` and, for Socket Mode, ``apps.connections.open``
+(answered with ``socket_url``, which a test points at its own WebSocket server; it takes the
+app-level token and refuses the bot token, as Slack does). It checks ``Authorization:
 Bearer``, validates payloads the way Slack does (channels, threads, Block Kit limits via
 :mod:`tests.notify.blockkit`), records every call, and can fail the next N API calls with a 5xx
 or a 429 + ``Retry-After``, or the next upload with a 5xx.
@@ -50,8 +52,12 @@ class SlackStandin:
         *,
         channels: dict[str, str] | None = None,
         usergroups: dict[str, list[str]] | None = None,
+        app_token: str | None = None,
+        socket_url: str = "",
     ) -> None:
         self.token = token
+        self.app_token = app_token
+        self.socket_url = socket_url
         self.channels = channels or {CHANNEL_NAME: CHANNEL_ID}
         self.usergroups = usergroups or {}
         self.calls: list[Call] = []
@@ -163,6 +169,11 @@ class SlackStandin:
         auth = headers.get("Authorization", "")
         if not auth:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        if method == "apps.connections.open":
+            # Only an app-level token opens a Socket Mode connection.
+            if self.app_token is None or auth != f"Bearer {self.app_token}":
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if auth != f"Bearer {self.token}":
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         handler = {

@@ -98,7 +98,7 @@ class World:
 
 def make_world(slack: SlackStandin, store: SQLiteStore, clock: VirtualClock) -> World:
     cfg = NotifyConfig(slack=SlackConfig(channel=CHANNEL_ID, base_url=slack.base_url, team_id=TEAM))
-    handler = build_interactions(cfg, ENV, store, clock)
+    handler = build_interactions(cfg, ENV, store, clock, wall_clock=clock)
     assert handler is not None
     app = create_app(_status, extra_routes=slack_routes(handler))
     return World(slack, store, clock, handler, AppClient(app))
@@ -308,17 +308,19 @@ def test_interactivity_config(tmp_path: Path) -> None:
     store, clock = SQLiteStore(":memory:"), VirtualClock(NOW)
     base = SlackConfig(channel=CHANNEL_ID, base_url="http://127.0.0.1:9/api/")
     token_only = {"GATEWARDEN_SLACK_TOKEN": TOKEN}
-    assert build_interactions(NotifyConfig(), ENV, store, clock) is None
+    assert build_interactions(NotifyConfig(), ENV, store, clock, wall_clock=clock) is None
     quiet = NotifyConfig(slack=base.model_copy(update={"interactive": False}))
-    assert build_interactions(quiet, ENV, store, clock) is None
+    assert build_interactions(quiet, ENV, store, clock, wall_clock=clock) is None
     with pytest.raises(ConfigError, match="GATEWARDEN_SLACK_SIGNING_SECRET"):
-        build_interactions(NotifyConfig(slack=base), token_only, store, clock)
+        build_interactions(NotifyConfig(slack=base), token_only, store, clock, wall_clock=clock)
     missing = base.model_copy(update={"signing_secret_file": tmp_path / "absent"})
     with pytest.raises(ConfigError, match="signing_secret_file: cannot read"):
-        build_interactions(NotifyConfig(slack=missing), token_only, store, clock)
+        build_interactions(NotifyConfig(slack=missing), token_only, store, clock, wall_clock=clock)
     (tmp_path / "secret").write_text(SIGNING_SECRET + "\n", encoding="utf-8")
     from_file = base.model_copy(update={"signing_secret_file": tmp_path / "secret"})
-    handler = build_interactions(NotifyConfig(slack=from_file), token_only, store, clock)
+    handler = build_interactions(
+        NotifyConfig(slack=from_file), token_only, store, clock, wall_clock=clock
+    )
     assert handler is not None
     body = form_body({"type": "view_closed", "user": {"id": "U1"}})
     assert handler.handle(body, signed_headers(body, int(NOW))).status == 200
@@ -333,3 +335,36 @@ def test_interactivity_config(tmp_path: Path) -> None:
     assert parsed.slack is not None and parsed.slack.routes[0].channel == "C2"
     with pytest.raises(ValueError):
         NotifyConfig.model_validate({"slack": {"channel": "C1", "routes": [{"chan": "C2"}]}})
+
+
+def test_signatures_are_checked_on_the_wall_clock_while_decisions_use_the_daemon_s(
+    tmp_path: Path,
+) -> None:
+    """A daemon on simulated time (demo, drill, replay) still judges Slack's timestamps by the
+    real time Slack signed them with; what it records stays on its own timeline."""
+    simulated, wall = VirtualClock(T0 - 86_400), VirtualClock(NOW)
+    with SlackStandin(TOKEN) as slack:
+        store = SQLiteStore(str(tmp_path / "events.db"))
+        approval_gate(store, approvers=["U1"], t0=simulated.now() - 60)
+        cfg = NotifyConfig(slack=SlackConfig(channel=CHANNEL_ID, base_url=slack.base_url))
+        handler = build_interactions(cfg, ENV, store, simulated, wall_clock=wall)
+        assert handler is not None
+        body = form_body(block_action("approve", APPROVE, user="U1"))
+        stale = handler.handle(body, signed_headers(body, int(simulated.now())))
+        assert stale.status == 401 and stale.body == {"error": "stale"}
+        assert handler.handle(body, signed_headers(body, int(wall.now()))).status == 200
+        (grant,) = store.events(types=[EventType.APPROVAL_GRANTED.value])
+        assert grant.ts == simulated.now() and grant.payload["by"] == "U1"
+
+
+def test_socket_mode_needs_no_signing_secret_and_serves_no_endpoint() -> None:
+    store, clock = SQLiteStore(":memory:"), VirtualClock(NOW)
+    socket = SlackConfig(channel=CHANNEL_ID, base_url="http://127.0.0.1:9/api/", socket_mode=True)
+    token_only = {"GATEWARDEN_SLACK_TOKEN": TOKEN}
+    handler = build_interactions(
+        NotifyConfig(slack=socket), token_only, store, clock, wall_clock=clock
+    )
+    assert handler is not None and handler.verifier is None
+    body = form_body(block_action("approve", APPROVE, user="U1"))
+    refused = handler.handle(body, signed_headers(body, int(NOW)))  # even a signed request
+    assert refused.status == 404 and store.events() == []

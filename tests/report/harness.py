@@ -34,7 +34,8 @@ detectors_dir: {detectors}
 playbooks_dir: {playbooks}
 reports_dir: reports
 remediate: {{demo_auto_approve: {auto}}}
-notify: {{console: true}}
+notify: {notify}
+{extra}
 """
 
 
@@ -109,9 +110,14 @@ def start(
     auto_approve: bool,
     approvers: list[str] | None = None,
     detector_files: list[str] | None = None,
+    notify: str = "{console: true}",
+    extra: str = "",
+    env: dict[str, str] | None = None,
 ) -> Harness:
     """Simulator + daemon assembly on the shipped detectors and playbooks. ``approvers`` set:
-    only provider-failover, approved by them; ``detector_files``: only those shipped files."""
+    only provider-failover, approved by them; ``detector_files``: only those shipped files;
+    ``notify`` the config's notify section (flow YAML), ``extra`` more top-level YAML, ``env``
+    more environment (secrets)."""
     workdir.mkdir(parents=True, exist_ok=True)
     detectors = REPO / "detectors"
     if detector_files is not None:
@@ -129,15 +135,19 @@ def start(
     config_path = workdir / "gatewarden.yaml"
     config_path.write_text(
         CONFIG.format(
-            url=url, detectors=detectors, playbooks=playbooks, auto=str(auto_approve).lower()
+            url=url,
+            detectors=detectors,
+            playbooks=playbooks,
+            auto=str(auto_approve).lower(),
+            notify=notify,
+            extra=extra,
         ),
         encoding="utf-8",
     )
     config = load_config(config_path)
     out = io.StringIO()
-    assembly = build(
-        config, clock=clock, env={"GW_TEST_MASTER_KEY": scenario.master_key}, stream=out
-    )
+    secrets = {"GW_TEST_MASTER_KEY": scenario.master_key, **(env or {})}
+    assembly = build(config, clock=clock, env=secrets, stream=out)
     stages = assembly.pipeline.stages
     wired = [s for s in stages if isinstance(s, SeriesRecorder)]
     recorder = wired[0] if wired else SeriesRecorder(assembly.store, assembly.history)

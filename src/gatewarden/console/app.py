@@ -1,16 +1,18 @@
 """The local incident console: starlette routes the daemon mounts beside its health endpoints.
 
 Read-mostly: open and recent incidents, each incident's live timeline, impact and charts, and
-approve / deny for pending approval steps. A decision goes through
-:func:`gatewarden.remediate.approvals.record_decision`, which checks the approver against the
-playbook step exactly as for Slack; the playbook engine picks it up on its next tick.
+approve / deny for pending approval steps. A decision is recorded as the user whose console token
+made the request (:mod:`.auth`) and goes through
+:func:`gatewarden.remediate.approvals.record_decision`, which checks that user against the step's
+approvers with the same rule as Slack (Slack user groups included, via ``live_groups``); the
+playbook engine picks it up on its next tick.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -20,7 +22,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from gatewarden.console.assets import HEADERS, LOGIN_CSS, STATIC, static_file, templates
-from gatewarden.console.auth import APPROVER_COOKIE, ConsoleAuth, safe_next
+from gatewarden.console.auth import ConsoleAuth, safe_next
 from gatewarden.console.views import (
     ChartCache,
     incident_rows,
@@ -52,13 +54,22 @@ class Console:
     """Request handlers; :func:`console_routes` mounts them under ``prefix``."""
 
     def __init__(
-        self, store: Store, clock: Clock, token: str | None, *, prefix: str, recent: int
+        self,
+        store: Store,
+        clock: Clock,
+        token: str | None,
+        *,
+        prefix: str,
+        recent: int,
+        users: Mapping[str, str] | None = None,
+        live_groups: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.prefix = prefix.rstrip("/")
         self.recent = recent
-        self.auth = ConsoleAuth(token, path=self.prefix)
+        self.auth = ConsoleAuth(token, path=self.prefix, users=users)
+        self.live_groups = live_groups
         self.charts = ChartCache()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -74,12 +85,14 @@ class Console:
         fresh = session is None
         if session is None:
             session = self.auth.new_session()
+        me = self.auth.principal(request)
         html = (
             templates()
             .get_template(template)
             .render(
                 prefix=self.prefix,
-                csrf=self.auth.csrf_for(session),
+                csrf=self.auth.csrf_for(me, session),
+                me=me,
                 now=self.clock.now(),
                 login_css=LOGIN_CSS,
                 **context,
@@ -87,7 +100,7 @@ class Console:
         )
         response = Response(scrub(html), status_code=status, media_type="text/html")
         response.headers.update(HEADERS)
-        if fresh and self.auth.authenticated(request):
+        if fresh and me is not None:
             self.auth.set_cookie(response, "gatewarden_session", session)
         return response
 
@@ -122,13 +135,15 @@ class Console:
     async def login(self, request: Request) -> Response:
         form = await self._form(request) or {}
         target = safe_next(form.get("next"), self.prefix)
-        if not self.auth.token_matches(form.get("token", "")):
+        principal = self.auth.principal_for(form.get("token", ""))
+        if principal is None:
             log.warning("console login refused from %s", request.client)
             return self._page(
                 request, "login.html.j2", status=401, next=target, error="Wrong token."
             )
+        log.info("console login: %s", principal.label)
         response = RedirectResponse(target, status_code=303)
-        self.auth.log_in(response, self.auth.new_session())
+        self.auth.log_in(response, principal, self.auth.new_session())
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -198,7 +213,6 @@ class Console:
             version=version,
             poll=f"{self.prefix}/api/incidents/{quote(incident_id, safe='')}/version",
             page=base,
-            approver=request.cookies.get(APPROVER_COOKIE, ""),
             error=error,
             # Only known notices: a crafted link must not make the console say anything else.
             notice=notice or _NOTICES.get(request.query_params.get("done", "")),
@@ -278,17 +292,32 @@ class Console:
         return await run_in_threadpool(self._decide, request, incident_id, form)
 
     def _decide(self, request: Request, incident_id: str, form: Mapping[str, str]) -> Response:
+        me = self.auth.principal(request)
+        if me is None or me.user is None:
+            return self._incident_page(
+                request,
+                incident_id,
+                status=403,
+                error="This token is view-only: log in with your own console token to decide.",
+            )
+        by = me.user
+        claimed = form.get("by", "").strip()
+        if claimed and claimed != by:
+            # Scripts that still send an id: it must be the token's own, never someone else's.
+            log.warning("console decision by %s claiming to be %r refused", by, claimed)
+            return self._incident_page(
+                request, incident_id, status=403, error=f"You are {by}, not {claimed}."
+            )
         verb = form.get("decision", "")
         decision = {"approve": ApprovalDecision.GRANTED, "deny": ApprovalDecision.DENIED}.get(verb)
-        by = form.get("by", "").strip()
         try:
             step = int(form.get("step", ""))
         except ValueError:
             step = -1
         run_id = form.get("run_id", "")
-        if decision is None or not by or step < 0 or not run_id:
+        if decision is None or step < 0 or not run_id:
             return self._incident_page(
-                request, incident_id, status=400, error="Choose approve or deny and give your id."
+                request, incident_id, status=400, error="Choose approve or deny."
             )
         owned = {p.run_id for p in pending_approvals(self.store, incident_id)}
         if run_id not in owned:
@@ -304,15 +333,14 @@ class Console:
                 by=by,
                 reason=form.get("reason", "").strip()[:500] or f"via console ({verb})",
                 now=self.clock.now(),
+                live_groups=self.live_groups,
             )
         except ApprovalRefused as exc:
             return self._incident_page(request, incident_id, status=403, error=str(exc))
         log.info("console: %s by %s on %s step %d", event.type.value, by, run_id, step)
         done = "granted" if decision is ApprovalDecision.GRANTED else "denied"
         target = f"{self.prefix}/incidents/{quote(incident_id, safe='')}?done={done}"
-        response = RedirectResponse(target, status_code=303)
-        self.auth.set_cookie(response, APPROVER_COOKIE, by)
-        return response
+        return RedirectResponse(target, status_code=303)
 
 
 def _json(document: Any) -> Response:
@@ -326,11 +354,19 @@ def console_routes(
     clock: Clock,
     token: str | None,
     *,
+    users: Mapping[str, str] | None = None,
+    live_groups: Mapping[str, Sequence[str]] | None = None,
     prefix: str = "/console",
     recent: int = 20,
 ) -> list[BaseRoute]:
-    """The console's routes, for ``create_app(status, extra_routes=console_routes(...))``."""
-    c = Console(store, clock, token, prefix=prefix, recent=recent)
+    """The console's routes, for ``create_app(status, extra_routes=console_routes(...))``.
+
+    ``token`` (the daemon's ``web.token``) only views; ``users`` (user id -> token) may decide,
+    as themselves; ``live_groups`` are the Slack user groups for the shared approver rule.
+    """
+    c = Console(
+        store, clock, token, prefix=prefix, recent=recent, users=users, live_groups=live_groups
+    )
     routes: list[BaseRoute] = [
         Route("/", c.index, methods=["GET"]),
         Route("/login", c.login_form, methods=["GET"]),

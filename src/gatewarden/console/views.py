@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gatewarden.models import Event, EventType, Incident, IncidentStatus
 from gatewarden.projections import INCIDENT_TYPES, incidents_from_events
 from gatewarden.protocols import Store
-from gatewarden.remediate.runlog import AUTO_POLICY, DEMO_APPROVER
+from gatewarden.remediate.runlog import AUTO_POLICY, DEMO_APPROVER, counts_toward_quorum
 from gatewarden.report.charts import ChartPlan, chart_plans, draw
 from gatewarden.report.series import load_series, state_name
 from gatewarden.report.timeline import Timeline, build_timeline
@@ -42,6 +42,8 @@ class PendingApproval:
     requested_at: float
     expires_at: float | None
     granted_by: list[str] = field(default_factory=list)
+    #: what granting lets happen, when the request carries it (impact preview)
+    preview: str = ""
 
 
 @dataclass
@@ -86,18 +88,27 @@ def _fold_approvals(events: Iterable[Event]) -> list[PendingApproval]:
                 quorum=int(p.get("quorum", 1)),
                 requested_at=event.ts,
                 expires_at=float(p["expires_at"]) if p.get("expires_at") is not None else None,
+                preview=str(p.get("preview") or ""),
             )
         elif event.type is EventType.APPROVAL_GRANTED and step in run.steps:
             pending = run.steps[step]
             by = str(p.get("by", ""))
             if by in (AUTO_POLICY, DEMO_APPROVER):
                 run.closed.add(step)
-            elif by not in pending.granted_by:
+            # The engine's rule: a grant it would not count neither shows nor closes the step.
+            elif by not in pending.granted_by and counts_toward_quorum(p, pending.approvers):
                 pending.granted_by.append(by)
                 if len(pending.granted_by) >= pending.quorum:
                     run.closed.add(step)
         elif _closes(event):
             run.closed.add(step)
+        elif event.type is EventType.APPROVAL_EXPIRED and step in run.steps:
+            # An escalation adds deciders (``remediate.runlog.step_approvers``).
+            extra = p.get("escalated_to")
+            approvers = run.steps[step].approvers
+            for entry in extra if isinstance(extra, list) else []:
+                if str(entry) not in approvers:
+                    approvers.append(str(entry))
     return [
         pending
         for run in runs.values()

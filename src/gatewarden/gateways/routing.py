@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from gatewarden.gateways.traffic import Served, traffic_share
 from gatewarden.models import GatewayAction
 
 
@@ -39,6 +40,8 @@ class FailoverPlan:
     to_what: list[str]
     action_type: str = "failover_provider"
     params: dict[str, str] = field(default_factory=dict)
+    #: per moved group, the (provider, served model) pairs of the deployments moved off
+    served: dict[str, Served] = field(default_factory=dict)
 
     def action(self) -> GatewayAction:
         params = {**self.params, "orders": self.new_orders}
@@ -48,10 +51,14 @@ class FailoverPlan:
         return GatewayAction(type="set_deployment_orders", params={"orders": self.old_orders})
 
     def preview(self) -> str:
+        """What moves where, and, while planning under :func:`~gatewarden.gateways.traffic.
+        recent_traffic`, how much of each group's recent traffic that is."""
         groups = ", ".join(self.groups)
         plural = "model groups" if len(self.groups) > 1 else "model group"
         targets = ", ".join(self.to_what)
-        return f"will move {plural} {groups} from {self.from_what} to {targets}"
+        text = f"will move {plural} {groups} from {self.from_what} to {targets}"
+        share = traffic_share(self.served)
+        return f"{text}: {share}" if share else text
 
     @property
     def from_provider(self) -> str:  # kept for callers of the provider-only plan
@@ -115,16 +122,43 @@ def _groups(deployments: Iterable[DeploymentView]) -> dict[str, list[DeploymentV
     return groups
 
 
+@dataclass
+class _Moves:
+    new: dict[str, int | None]
+    old: dict[str, int | None]
+    groups: list[str]
+    targets: list[str]
+    served: dict[str, Served]
+
+
+def _served(
+    groups: dict[str, list[DeploymentView]], moved: Mapping[str, list[DeploymentView]]
+) -> dict[str, Served]:
+    """Per moved group, the (provider, served model) pairs of its moved deployments, and
+    whether another group serves one of them too (then its traffic cannot be told apart)."""
+    serving: dict[tuple[str, str], set[str]] = {}
+    for name, deps in groups.items():
+        for d in deps:
+            serving.setdefault((d.provider, d.model), set()).add(name)
+    out: dict[str, Served] = {}
+    for name, deps in moved.items():
+        pairs = tuple(sorted({(d.provider, d.model) for d in deps}))
+        shared = any(len(serving[pair]) > 1 for pair in pairs)
+        out[name] = Served(pairs=pairs, shared=shared)
+    return out
+
+
 def _move(
     groups: dict[str, list[DeploymentView]],
     is_ours: Callable[[DeploymentView], bool],
     label: Callable[[DeploymentView], str],
-) -> tuple[dict[str, int | None], dict[str, int | None], list[str], list[str]] | None:
+) -> _Moves | None:
     """Rank ``is_ours`` deployments behind the rest of their group, in every group where one
     of them is first and another deployment can take over."""
     new: dict[str, int | None] = {}
     old: dict[str, int | None] = {}
     moved: list[str] = []
+    taken: dict[str, list[DeploymentView]] = {}
     targets: set[str] = set()
     for name in sorted(groups):
         deps = groups[name]
@@ -145,6 +179,7 @@ def _move(
                 new[dep.id] = changes[dep.id]
                 old[dep.id] = dep.order
         moved.append(name)
+        taken[name] = ours
         after = [
             DeploymentView(d.id, d.model_name, d.provider, changes.get(d.id, d.order), d.model)
             for d in deps
@@ -152,7 +187,7 @@ def _move(
         targets.update(label(d) for d in first(after))
     if not moved:
         return None
-    return new, old, moved, sorted(targets)
+    return _Moves(new, old, moved, sorted(targets), _served(groups, taken))
 
 
 def plan_failover(
@@ -172,26 +207,36 @@ def plan_failover(
     if moves is None:
         return None
     params = {"provider": provider} | ({"model": model} if model else {})
-    new, old, groups, targets = moves
     source = f"{provider}/{model}" if model else provider
-    return FailoverPlan(new, old, groups, source, targets, params=params)
+    return FailoverPlan(
+        moves.new,
+        moves.old,
+        moves.groups,
+        source,
+        moves.targets,
+        params=params,
+        served=moves.served,
+    )
 
 
 def plan_group_failover(deployments: Iterable[DeploymentView], group: str) -> FailoverPlan | None:
     """New orders that move model group ``group`` off the deployment(s) it routes to first,
     onto its next deployment(s); None when the group has no other deployment."""
-    deps = [d for d in deployments if d.model_name == group]
+    views = list(deployments)
+    deps = [d for d in views if d.model_name == group]
     primary = {d.id for d in first(deps)}
     moves = _move({group: deps}, lambda d: d.id in primary, lambda d: d.id)
     if moves is None:
         return None
-    new, old, groups, targets = moves
+    # Whether another group shares a served model is a question about every group.
+    taken = {group: [d for d in deps if d.id in primary]}
     return FailoverPlan(
-        new,
-        old,
-        groups,
+        moves.new,
+        moves.old,
+        moves.groups,
         ", ".join(sorted(primary)),
-        targets,
+        moves.targets,
         action_type="failover_model_group",
         params={"model_group": group},
+        served=_served(_groups(views), taken),
     )

@@ -3,8 +3,12 @@
 from gatewarden.notify.config import (
     NotifyConfig,
     SlackConfig,
+    SlackParts,
+    build_directory,
     build_interactions,
     build_notifiers,
+    build_slack,
+    build_socket_mode,
 )
 from gatewarden.notify.console import ConsoleNotifier
 from gatewarden.notify.incident import SeriesSource
@@ -29,10 +33,14 @@ __all__ = [
     "SlackConfig",
     "SlackInteractions",
     "SlackNotifier",
+    "SlackParts",
     "Updater",
+    "build_directory",
     "build_interactions",
     "build_message",
     "build_notifiers",
+    "build_slack",
+    "build_socket_mode",
     "message_id",
     "root_message_id",
     "slack_routes",

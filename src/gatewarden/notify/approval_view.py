@@ -20,9 +20,10 @@ from gatewarden.notify.messages import (
     meta_of,
     with_meta,
 )
+from gatewarden.remediate.runlog import AUTO_POLICY, DEMO_APPROVER, counts_toward_quorum
 
 #: Grants that stand for the whole quorum (``remediate.runlog``: auto policy, demo approver).
-_SOLE_GRANTERS = frozenset({"policy:auto", "demo-auto-approver"})
+_SOLE_GRANTERS = frozenset({AUTO_POLICY, DEMO_APPROVER})
 #: Expiry outcomes that close the step (``escalate`` keeps it open for a second period).
 _FINAL_EXPIRY = frozenset({"deny", "proceed"})
 
@@ -40,6 +41,8 @@ class ApprovalView:
     denied: tuple[str, str] | None = None
     expired: Event | None = None
     escalated: bool = False
+    #: who the approval was handed to when the first period expired
+    escalated_to: list[str] = field(default_factory=list)
     run_finished: str | None = None
 
     @property
@@ -102,7 +105,10 @@ def approval_views(run_events: Iterable[Event]) -> dict[int, ApprovalView]:
             continue
         by = str(p.get("by", "?"))
         if event.type is EventType.APPROVAL_GRANTED and by not in view.granted:
-            view.granted.append(by)
+            # The engine's rule (``approval_done_at``): a grant it would not count is not shown
+            # as one, so the message never says "approved" while the run still waits.
+            if by in _SOLE_GRANTERS or counts_toward_quorum(p, view.approvers):
+                view.granted.append(by)
         elif event.type is EventType.APPROVAL_DENIED and view.denied is None:
             view.denied = (by, str(p.get("reason", "")))
         elif event.type is EventType.APPROVAL_EXPIRED:
@@ -110,6 +116,12 @@ def approval_views(run_events: Iterable[Event]) -> dict[int, ApprovalView]:
                 view.expired = event
             elif p.get("outcome") == "escalate":
                 view.escalated = True
+                # An escalation adds deciders (``remediate.runlog.step_approvers``).
+                extra = p.get("escalated_to")
+                for entry in extra if isinstance(extra, list) else []:
+                    view.escalated_to.append(str(entry))
+                    if str(entry) not in view.approvers:
+                        view.approvers.append(str(entry))
     for view in views.values():
         view.run_finished = finished
     return views
@@ -125,7 +137,12 @@ def approval_message(view: ApprovalView) -> Message:
     tally = f"{len(view.granted)} of {view.quorum}"
     fields["Approvals"] = tally + (f" ({', '.join(view.granted)})" if view.granted else "")
     if view.escalated and state == PENDING:
-        fields["Escalated"] = "yes: the first period expired"
+        to = view.escalated_to
+        fields["Escalated"] = (
+            f"to {', '.join(to)}: the first period expired"
+            if to
+            else "yes: the first period expired"
+        )
     update: dict[str, object] = {"fields": fields}
     if state != PENDING:
         fields["Outcome"] = view.outcome

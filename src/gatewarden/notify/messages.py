@@ -299,6 +299,12 @@ def _follow_up(event: Event) -> Message | None:
             text=str(p.get("reason", "")),
         )
     if t is EventType.APPROVAL_EXPIRED:
+        if p.get("outcome") == "escalate" and p.get("escalated_to"):
+            who = ", ".join(str(a) for a in p["escalated_to"])
+            title = f"approval not given in time (step {_step(event)}): escalated to {who}"
+            until = p.get("expires_at")
+            text = f"they may decide until {fmt_time(float(until))}" if until else ""
+            return _msg(event, title, text=text, severity=Severity.WARNING)
         title = f"approval expired (step {_step(event)}): {p.get('outcome', 'not applied')}"
         return _msg(event, title, severity=Severity.WARNING)
     if t is EventType.ACTION_INTENDED:

@@ -5,7 +5,6 @@ from gatewarden.report.impact import Impact, compute_impact, impact_rows
 from gatewarden.report.render import (
     DEFAULT_FORMATS,
     FORMATS,
-    ReportStage,
     export_document,
     render,
     report_path,
@@ -14,6 +13,7 @@ from gatewarden.report.render import (
     write_reports,
 )
 from gatewarden.report.series import IncidentSeries, Series, SeriesRecorder, load_series
+from gatewarden.report.stage import ReportStage, unreported
 from gatewarden.report.timeline import (
     AlertRow,
     Figures,
@@ -46,6 +46,7 @@ __all__ = [
     "report_path",
     "timeline_from_events",
     "timeline_json",
+    "unreported",
     "write_report",
     "write_reports",
 ]

@@ -181,11 +181,17 @@ def summarize(event: Event, *, playbook: str = "") -> tuple[str, dict[str, str]]
             detail["Expires"] = fmt_ts(float(p["expires_at"]))
         if p.get("on_timeout"):
             detail["On timeout"] = str(p["on_timeout"])
+        if p.get("preview"):  # what the approval would let happen, with its traffic share
+            detail["Preview"] = str(p["preview"])
     elif t in (EventType.APPROVAL_GRANTED, EventType.APPROVAL_DENIED):
         verb = "granted" if t is EventType.APPROVAL_GRANTED else "denied"
         text = _with(f"approval {verb} by {p.get('by', '?')} (step {step})", p.get("reason"))
+        if p.get("via"):
+            detail["As member of"] = str(p["via"])
     elif t is EventType.APPROVAL_EXPIRED:
         text = f"approval of step {step} expired: {p.get('outcome', '?')}"
+        if p.get("escalated_to"):
+            detail["Escalated to"] = ", ".join(str(a) for a in p["escalated_to"])
     elif t is EventType.ACTION_INTENDED:
         verb = "rolling back" if p.get("rollback") else "requesting"
         action = p.get("action")

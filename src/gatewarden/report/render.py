@@ -23,7 +23,7 @@ import jinja2
 
 from gatewarden.models import Event, EventType
 from gatewarden.notify.redact import redact
-from gatewarden.protocols import Clock, Store, Tick
+from gatewarden.protocols import Clock, Store
 from gatewarden.report.charts import Chart, incident_charts
 from gatewarden.report.describe import fmt_clock, fmt_duration, fmt_ts
 from gatewarden.report.impact import impact_rows
@@ -219,48 +219,3 @@ def timeline_json(store: Store, incident_id: str, *, indent: int | None = 2) -> 
     timeline = build_timeline(store, incident_id)
     document = export_document(timeline, load_series(store, incident_id))
     return scrub(json.dumps(document, indent=indent))
-
-
-class ReportStage:
-    """Pipeline stage: writes the reports of every incident resolved during this tick."""
-
-    name = "report"
-
-    def __init__(
-        self,
-        store: Store,
-        out_dir: Path | str,
-        clock: Clock,
-        *,
-        formats: Sequence[str] = DEFAULT_FORMATS,
-    ) -> None:
-        for fmt in formats:
-            _check(fmt)
-        self._store = store
-        self._out_dir = Path(out_dir)
-        self._clock = clock
-        self._formats = tuple(formats)
-
-    def run(self, tick: Tick) -> None:
-        resolved = dict.fromkeys(
-            e.incident_id
-            for e in tick.events
-            if e.type is EventType.INCIDENT_RESOLVED and e.incident_id
-        )
-        for incident_id in resolved:
-            if incident_id is None:
-                continue
-            try:
-                written = write_reports(
-                    self._store,
-                    incident_id,
-                    self._out_dir,
-                    formats=self._formats,
-                    clock=self._clock,
-                )
-            except OSError as exc:
-                # A full disk must not stop detection; the report can be re-run from the store
-                # (``write_report``) since everything it needs is in the event log.
-                log.error("cannot write report for %s: %s", incident_id, exc)
-                continue
-            tick.events.extend(event for _, event in written)

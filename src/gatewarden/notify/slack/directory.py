@@ -1,9 +1,17 @@
-"""Who may approve: Slack user ids, or members of a Slack user group (cached with a TTL).
+"""Slack user groups as approvers: members looked up with ``usergroups.users.list``, cached.
 
-A playbook's approvers may list user ids (``U0123ABCD``) and user group ids (``S0123ABCD``);
-:class:`SlackGroupMap` lets the remediation engine expand ``group:S0123ABCD`` at request time.
-Group members come from ``usergroups.users.list`` (scope ``usergroups:read``) and are cached for
-``ttl_s`` on the injected clock, so a burst of clicks costs one lookup. A lookup that fails
+A playbook's approvers may name a Slack user group (``group:S0123ABCD`` or the bare id
+``S0123ABCD``). Who may decide is one rule (:func:`gatewarden.remediate.approvals.approver_entry`)
+used by the engine, Slack, the console and the CLI alike:
+
+* when the approval is requested, the engine expands every group through
+  :class:`ApproverGroups` (config groups first, then Slack's) and persists the members;
+* a Slack group that could not be listed then stays in the list as itself, and its members are
+  asked again (:class:`SlackGroupMap`) when one of them decides.
+
+Members come from ``usergroups.users.list`` (scope ``usergroups:read``) and are cached for
+``ttl_s`` on the wall clock (the cache spares Slack's rate limits, which run on real time even
+when the daemon runs simulated time), so a burst of clicks costs one lookup. A lookup that fails
 counts as "not a member": refusing an approval is safe (the CLI still works), granting on a
 guess is not.
 """
@@ -11,23 +19,21 @@ guess is not.
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from slack_sdk import WebClient
 
 from gatewarden.errors import NotifyRejected, NotifyRetryable
 from gatewarden.notify.slack.api import call
 from gatewarden.protocols import Clock
+from gatewarden.remediate.runlog import SLACK_USER_GROUP
 
 log = logging.getLogger(__name__)
 
-USER_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
-
 
 def is_user_group(entry: str) -> bool:
-    return bool(USER_GROUP.match(entry))
+    return bool(SLACK_USER_GROUP.match(entry))
 
 
 class ApproverDirectory:
@@ -69,39 +75,58 @@ class ApproverDirectory:
         with self._lock:
             return sorted(self._groups)
 
-    def allowed(self, user: str, approvers: Iterable[str]) -> bool:
-        """True if ``user`` is listed, or belongs to a listed user group."""
-        entries = list(approvers)
-        if user in entries:
-            return True
-        for entry in entries:
-            if is_user_group(entry):
-                members = self.members(entry)
-                if members is not None and user in members:
-                    return True
-        return False
-
 
 class SlackGroupMap(Mapping[str, Sequence[str]]):
-    """Slack user groups as the remediation engine's ``approver_groups`` mapping.
+    """Slack user groups as a mapping: group id -> its members now (cached).
 
-    A playbook approver ``group:S0123ABCD`` then resolves, when the approval is requested, to
-    the group's members at that moment; the engine persists them with the request and counts
-    the quorum over them. Combine with configured groups through ``collections.ChainMap``.
-    A group Slack cannot list is missing (KeyError), which the engine treats as "nobody".
+    Only Slack user-group ids are keys; a group Slack cannot list is missing (KeyError), which
+    the approval rule treats as "nobody". ``get`` costs one lookup (``Mapping.get`` goes
+    through ``__getitem__`` once; ``ChainMap.get`` would look up twice).
     """
 
     def __init__(self, directory: ApproverDirectory) -> None:
-        self._directory = directory
+        self.directory = directory
+
+    def __repr__(self) -> str:
+        return f"SlackGroupMap({self.directory!r})"
 
     def __getitem__(self, group: str) -> Sequence[str]:
-        members = self._directory.members(group) if is_user_group(group) else None
+        members = self.directory.members(group) if is_user_group(group) else None
         if members is None:
             raise KeyError(group)
         return sorted(members)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._directory.cached_groups())
+        return iter(self.directory.cached_groups())
 
     def __len__(self) -> int:
-        return len(self._directory.cached_groups())
+        return len(self.directory.cached_groups())
+
+
+class ApproverGroups(Mapping[str, Sequence[str]]):
+    """The engine's ``approver_groups``: ``remediate.approver_groups`` from the config first,
+    then Slack user groups (when Slack is configured). Kept live by the engine, so a Slack
+    group is listed when an approval is requested, not when the daemon starts."""
+
+    def __init__(
+        self, configured: Mapping[str, Sequence[str]], slack: SlackGroupMap | None = None
+    ) -> None:
+        self._configured = dict(configured)
+        self.slack = slack
+
+    def __repr__(self) -> str:
+        return f"ApproverGroups(configured={sorted(self._configured)}, slack={self.slack!r})"
+
+    def __getitem__(self, name: str) -> Sequence[str]:
+        if name in self._configured:
+            return self._configured[name]
+        if self.slack is None:
+            raise KeyError(name)
+        return self.slack[name]
+
+    def __iter__(self) -> Iterator[str]:
+        slack = list(self.slack) if self.slack is not None else []
+        return iter(dict.fromkeys([*self._configured, *slack]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -1,9 +1,13 @@
-"""``POST /slack/interactions``: Approve / Deny / reason / Snooze clicks, verified and recorded.
+"""Slack interactions: Approve / Deny / reason / Snooze clicks, verified and recorded.
 
-Every request is checked first (signature, five-minute window, replay memory: :mod:`.signing`);
-then the ``payload`` form field is parsed. A decision is recorded synchronously with
-:func:`gatewarden.remediate.approvals.record_decision`, which validates the approver and is
-idempotent per (run, step, person), so a double click records once. The work before the answer
+They arrive at ``POST /slack/interactions`` (every request is checked first: signature,
+five-minute window, replay memory: :mod:`.signing`; then the ``payload`` form field is parsed)
+or over Socket Mode (:mod:`.socket_mode`, where the connection opened with the app-level token
+is the authentication); both hand the payload to :meth:`SlackInteractions.handle_payload`.
+A decision is recorded synchronously with
+:func:`gatewarden.remediate.approvals.record_decision`, which validates the approver (one rule
+with the engine and the console, Slack user groups included) and is idempotent per
+(run, step, person), so a double click records once. The work before the answer
 is small (one read of the run's events, one append, a user-group lookup that is cached), well
 inside Slack's 3 s; feedback to the clicker (an ephemeral message) and ``views.open`` run after
 the answer. The thread itself is updated by the notify stage from the recorded events, so the
@@ -33,7 +37,7 @@ from gatewarden.notify.approval_view import approval_views
 from gatewarden.notify.messages import APPROVE, DENY, fmt_time
 from gatewarden.notify.slack.api import call
 from gatewarden.notify.slack.blocks import REASON, SNOOZE
-from gatewarden.notify.slack.directory import ApproverDirectory
+from gatewarden.notify.slack.directory import ApproverDirectory, SlackGroupMap
 from gatewarden.notify.slack.modal import CALLBACK_ID, parse_submission, reason_modal
 from gatewarden.notify.slack.signing import RequestVerifier
 from gatewarden.notify.slack.snooze import SnoozeRefused, snooze_incident
@@ -61,18 +65,20 @@ class SlackInteractions:
         self,
         store: Store,
         clock: Clock,
-        verifier: RequestVerifier,
+        verifier: RequestVerifier | None,
         client: WebClient,
         directory: ApproverDirectory,
         *,
         team_id: str | None = None,
         snooze_s: float = 3600.0,
     ) -> None:
+        """``verifier`` None: no HTTP endpoint (Socket Mode only), so :meth:`handle` refuses."""
         self._store = store
         self._clock = clock
         self.verifier = verifier
         self._client = client
         self.directory = directory
+        self.groups = SlackGroupMap(directory)
         self.team_id = team_id
         self.snooze_s = snooze_s
         self.refused: Counter[str] = Counter()
@@ -83,9 +89,8 @@ class SlackInteractions:
 
     def stats(self) -> dict[str, float]:
         """Counters for the daemon's self-metrics (``StatusSnapshot.extra``)."""
-        out = {
-            f"slack_requests_rejected_{k}": float(v) for k, v in self.verifier.rejections.items()
-        }
+        rejections = self.verifier.rejections if self.verifier is not None else {}
+        out = {f"slack_requests_rejected_{k}": float(v) for k, v in rejections.items()}
         out.update({f"slack_interactions_refused_{k}": float(v) for k, v in self.refused.items()})
         out.update({f"slack_interactions_{k}": float(v) for k, v in self.recorded.items()})
         out["slack_usergroup_lookups"] = float(self.directory.lookups)
@@ -94,6 +99,9 @@ class SlackInteractions:
 
     # -- entry point ------------------------------------------------------------------------
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
+        """One ``POST /slack/interactions``: verified, then :meth:`handle_payload`."""
+        if self.verifier is None:
+            return self._refuse("no_endpoint", 404, "HTTP interactions are off (Socket Mode)")
         if len(body) > MAX_BODY:
             return self._refuse("too_large", 413, f"body over {MAX_BODY} bytes")
         why = self.verifier.check(body, headers)
@@ -103,6 +111,10 @@ class SlackInteractions:
             payload = _payload(body)
         except ValueError as exc:
             return self._refuse("malformed", 400, str(exc))
+        return self.handle_payload(payload)
+
+    def handle_payload(self, payload: Mapping[str, Any]) -> Outcome:
+        """An authenticated interaction payload, from either transport."""
         user = _dig(payload, "user", "id")
         team = _dig(payload, "team", "id") or _dig(payload, "user", "team_id")
         if self.team_id and team != self.team_id:
@@ -125,16 +137,16 @@ class SlackInteractions:
         log.warning("refused Slack interaction (%s): %s", why, detail)
 
     # -- block_actions ----------------------------------------------------------------------
-    def _actions(self, payload: dict[str, Any], user: str) -> Outcome:
+    def _actions(self, payload: Mapping[str, Any], user: str) -> Outcome:
         channel = _dig(payload, "channel", "id") or _dig(payload, "container", "channel_id")
         outcome = Outcome()
-        for action in (payload.get("actions") or [])[:5]:
+        actions = payload.get("actions") or []
+        if not isinstance(actions, list):
+            return self._refuse("malformed", 400, f"actions is a {type(actions).__name__}")
+        for action in actions[:5]:
             action_id = str(action.get("action_id", "")) if isinstance(action, dict) else ""
-            try:
-                value = json.loads(str(action.get("value") or "{}"))
-            except (json.JSONDecodeError, AttributeError):
-                value = None
-            if not isinstance(value, dict):
+            value = _button_value(action)
+            if value is None:
                 self._note("malformed", f"action {action_id!r} without a JSON value")
                 continue
             if action_id in _DECISIONS:
@@ -149,14 +161,18 @@ class SlackInteractions:
                 step = _int(value.get("step"))
                 trigger = str(payload.get("trigger_id") or "")
                 if step is not None and trigger:
-                    view = reason_modal(str(value.get("run_id", "")), step, channel=channel)
+                    try:
+                        view = reason_modal(str(value.get("run_id", "")), step, channel=channel)
+                    except ValueError as exc:  # a run id too long for the modal's metadata
+                        self._note("malformed", str(exc))
+                        continue
                     outcome.later.append(self._open_view(trigger, view))
             elif action_id == SNOOZE:
                 text = self.snooze(str(value.get("incident_id") or ""), user)
                 outcome.later.append(self._ephemeral(channel, user, text))
         return outcome
 
-    def _submission(self, payload: dict[str, Any], user: str) -> Outcome:
+    def _submission(self, payload: Mapping[str, Any], user: str) -> Outcome:
         try:
             sub = parse_submission(payload.get("view"))
         except ValueError as exc:
@@ -178,9 +194,6 @@ class SlackInteractions:
         if gate is None:
             self.refused["unknown_step"] += 1
             return False, f"Not allowed: run {run_id} has no approval at step {step}."
-        approvers = list(gate.approvers)
-        if user not in approvers and self.directory.allowed(user, approvers):
-            approvers.append(user)  # a member of a listed Slack user group
         decided = (EventType.APPROVAL_GRANTED, EventType.APPROVAL_DENIED)
         prior = next(
             (
@@ -201,7 +214,7 @@ class SlackInteractions:
                 by=user,
                 reason=reason,
                 now=self._clock.now(),
-                approvers=approvers,
+                live_groups=self.groups,
             )
         except ApprovalRefused as exc:
             self.refused["not_allowed"] += 1
@@ -277,6 +290,9 @@ def _payload(body: bytes) -> dict[str, Any]:
         payload = json.loads(raw[-1])
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload is not JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        # An int literal past 4300 digits, or nesting deeper than the interpreter allows.
+        raise ValueError(f"payload is not usable JSON: {type(exc).__name__}") from None
     if not isinstance(payload, dict):
         raise ValueError("payload is not an object")
     return payload
@@ -289,10 +305,21 @@ def _dig(data: Mapping[str, Any], *path: str) -> str | None:
     return str(node) if isinstance(node, str | int) and node != "" else None
 
 
+def _button_value(action: object) -> dict[str, Any] | None:
+    """The JSON object our buttons carry in ``value``; None for anything else."""
+    raw = action.get("value") if isinstance(action, dict) else None
+    try:
+        value = json.loads(str(raw or "{}"))
+    except (ValueError, RecursionError):  # bad JSON, int literals past 4300 digits, deep nesting
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    # isdecimal, not isdigit: int() refuses "²"; and a step never needs 19 digits.
+    if isinstance(value, str) and value.isdecimal() and len(value) <= 18:
         return int(value)
     return None
 
