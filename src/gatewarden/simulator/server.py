@@ -1,5 +1,6 @@
-"""HTTP face of the simulator: LiteLLM's ``/metrics`` and admin API, the request log, and
-``/sim/*`` control endpoints, served by uvicorn on a background thread.
+"""HTTP face of the simulator: OpenAI-compatible inference (``/v1/chat/completions``,
+``/v1/models``), LiteLLM's ``/metrics`` and admin API, the request log, and ``/sim/*`` control
+endpoints, served by uvicorn on a background thread.
 
 Traffic is generated lazily: every request first advances the simulator to ``clock.now()``,
 so with a VirtualClock a test steps time and then pulls.
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from gatewarden.httpserve import ThreadedServer
 from gatewarden.simulator.admin import AdminApi, ApiError, error_response, read_json
+from gatewarden.simulator.openai_api import OpenAIApi
 from gatewarden.simulator.sim import Simulator
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
@@ -43,6 +45,7 @@ def _float_param(request: Request, name: str, default: float | None) -> float | 
 
 def create_app(sim: Simulator) -> Starlette:
     admin = AdminApi(sim)
+    inference = OpenAIApi(sim)
 
     async def metrics(request: Request) -> Response:
         return Response(sim.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -105,20 +108,17 @@ def create_app(sim: Simulator) -> Starlette:
         )
 
     routes = [
+        # LiteLLM serves inference both with and without the /v1 prefix.
+        Route("/v1/chat/completions", inference.chat_completions, methods=["POST"]),
+        Route("/chat/completions", inference.chat_completions, methods=["POST"]),
+        Route("/v1/models", inference.models, methods=["GET"]),
+        Route("/models", inference.models, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/metrics/", metrics, methods=["GET"]),
         Route("/gatewarden/requests", requests, methods=["GET"]),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
-        Route("/key/block", admin.wrap(admin.key_block), methods=["POST"]),
-        Route("/key/unblock", admin.wrap(admin.key_unblock), methods=["POST"]),
-        Route("/key/update", admin.wrap(admin.key_update), methods=["POST"]),
-        Route("/key/info", admin.wrap(admin.key_info), methods=["GET"]),
-        Route("/model/info", admin.wrap(admin.model_info), methods=["GET"]),
-        Route("/model/update", admin.wrap(admin.model_update), methods=["POST"]),
-        Route("/fallback", admin.wrap(admin.fallback_create), methods=["POST"]),
-        Route("/fallback/{model:path}", admin.wrap(admin.fallback_get), methods=["GET"]),
-        Route("/fallback/{model:path}", admin.wrap(admin.fallback_delete), methods=["DELETE"]),
+        *admin.routes(),
         Route("/sim/admin-calls", admin_calls, methods=["GET"]),
         Route("/sim/labels", labels, methods=["GET"]),
         Route("/sim/state", state, methods=["GET"]),

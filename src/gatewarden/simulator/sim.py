@@ -151,6 +151,18 @@ class Simulator:
                 self._prune()
             return released
 
+    def submit(self, records: list[Record]) -> None:
+        """Queue the records of one call made from outside (the OpenAI-compatible route):
+        released to the request log and the metrics once time passes their ``ts``, in order
+        among the generated records, exactly as a generated call's fallback hops are."""
+        with self.lock:
+            previous: Record | None = None
+            last = len(records) - 1
+            for i, rec in enumerate(records):
+                heapq.heappush(self._pending, (rec["ts"], self._seq, rec, i == last, previous))
+                self._seq += 1
+                previous = rec
+
     def _release(
         self, released: list[Record], rec: Record, final: bool, previous: Record | None
     ) -> None:
