@@ -6,7 +6,6 @@ keep writing to the old file until they reopen; under copytruncate they never re
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,24 +19,9 @@ from gatewarden.ingest import JsonlTailSource
 from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import Batch
 from gatewarden.store import SQLiteStore
+from tests.ingest.lines import record_line
 
-
-def rec(rid: str, ts: float = 10.0) -> str:
-    return json.dumps(
-        {
-            "ts": ts,
-            "request_id": rid,
-            "api_key": "k",
-            "provider": "openai",
-            "model": "gpt-4o",
-            "requested_model": "gpt-4o",
-            "status": 200,
-            "latency_ms": 5,
-            "input_tokens": 1,
-            "output_tokens": 1,
-            "cost_usd": 0,
-        }
-    )
+rec = record_line
 
 
 def write(handle: TextIO, *ids: str, ts: float = 10.0) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,26 +15,13 @@ from gatewarden.ingest import (
     PrometheusScrapeSource,
     parse_exposition,
 )
+from tests.ingest.lines import record_line
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "litellm_metrics_excerpt.txt"
 
 
 def rec(ts: float, rid: str) -> str:
-    return json.dumps(
-        {
-            "ts": ts,
-            "request_id": rid,
-            "api_key": "k",
-            "provider": "openai",
-            "model": "gpt-4o",
-            "requested_model": "gpt-4o",
-            "status": 200,
-            "latency_ms": 5,
-            "input_tokens": 1,
-            "output_tokens": 1,
-            "cost_usd": 0,
-        }
-    )
+    return record_line(rid, ts)
 
 
 def test_jsonl_tail_reads_complete_lines_holds_future_and_survives_rotation(

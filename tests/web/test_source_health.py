@@ -4,7 +4,6 @@ the other sources keep flowing; /healthz and /metrics show each source's figures
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from gatewarden.ingest import JsonlTailSource, PrometheusScrapeSource
 from gatewarden.pipeline import UNREACHABLE_AFTER, Pipeline
 from gatewarden.protocols import Batch
 from gatewarden.web import StatusSnapshot, create_app
+from tests.ingest.lines import record_line
 
 EXCERPT = Path(__file__).parent.parent / "fixtures" / "litellm_metrics_excerpt.txt"
 
@@ -80,17 +80,6 @@ def test_a_buggy_source_degrades_to_unreachable_and_the_others_keep_flowing(
     tmp_path: Path, frozen_exporter: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     log_path = tmp_path / "requests.jsonl"
-    line = {
-        "api_key": "k",
-        "provider": "openai",
-        "model": "gpt-4o",
-        "requested_model": "gpt-4o",
-        "status": 200,
-        "latency_ms": 5,
-        "input_tokens": 1,
-        "output_tokens": 1,
-        "cost_usd": 0,
-    }
     clock = VirtualClock(1000.0)
     sources = [
         Buggy(),
@@ -101,7 +90,7 @@ def test_a_buggy_source_degrades_to_unreachable_and_the_others_keep_flowing(
     caplog.set_level(logging.WARNING)
     for n in range(UNREACHABLE_AFTER):
         with log_path.open("a") as handle:
-            handle.write(json.dumps({**line, "ts": clock.now(), "request_id": f"r{n}"}) + "\n")
+            handle.write(record_line(f"r{n}", clock.now()) + "\n")
         tick = pipeline.tick(clock.advance(15))
         assert tick.records["request_id"].tolist() == [f"r{n}"]  # the tick went on
     unreachable = [a for a in tick.alerts if a.kind == "gateway_unreachable"]
