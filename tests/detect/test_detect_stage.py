@@ -335,3 +335,43 @@ def test_session_level_frames_come_from_the_records() -> None:
     assert alert.scope == {"api_key": "k", "workflow": "agent", "session_id": "s1"}
     assert alert.evidence.observed == 5.0
     assert len(alert.evidence.sample_ids) == 3
+
+
+def test_the_fingerprint_cache_forgets_series_that_churned_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sessions come and go for ever: the per-spec fingerprint cache is rebuilt from the tick's
+    series once it holds more than twice them (and the floor), and verdicts stay right."""
+    from gatewarden.detect import stage as stage_module
+
+    monkeypatch.setattr(stage_module, "_MIN_CACHED_FINGERPRINTS", 50)
+    spec = parse_detector_specs(
+        "- {name: keys, kind: traffic, level: api_key, metric: requests, algorithm: static,"
+        " filter: {threshold: 1000}}"
+    )[0]
+    detect = DetectStage([spec], history=None)
+    sizes = []
+    for t in range(40):
+        keys = [f"key-{t}-{i}" for i in range(10)]  # ten new series every tick
+        rows = [
+            RequestRecord(
+                ts=t * TICK_S + 1,
+                request_id=f"{k}-r",
+                api_key=k,
+                provider="p",
+                model="m",
+                requested_model="m",
+                status=200,
+                latency_ms=1.0,
+                input_tokens=1,
+                output_tokens=1,
+                cost_usd=0.0,
+            )
+            for k in keys
+        ]
+        tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
+        AggregateStage().run(tick)
+        detect.run(tick)
+        sizes.append(len(detect._running[0].fingerprints))
+        assert set(tick.clear) == {fingerprint("traffic", {"api_key": k}) for k in keys}
+    assert max(sizes) <= 50 + 10  # never past the floor plus one tick's new series

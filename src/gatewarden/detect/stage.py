@@ -23,8 +23,10 @@ from gatewarden.verdicts import HealthySet
 
 log = logging.getLogger(__name__)
 
-#: The per-series fingerprint cache is rebuilt past this size (sessions churn without end).
-_MAX_CACHED_FINGERPRINTS = 200_000
+#: The per-series fingerprint cache is rebuilt (from the tick's series) once it holds more than
+#: twice the tick's series and at least this many: sessions churn without end, and a fixed
+#: 200k cap let three session specs hold ~150 MB of finished sessions' fingerprints.
+_MIN_CACHED_FINGERPRINTS = 20_000
 #: At most this many alerts per spec and tick (the strongest); a storm beyond is logged.
 MAX_ALERTS_PER_SPEC = 1000
 
@@ -44,7 +46,7 @@ class _Running:
 
     def judge(self, keys: list[str], healthy: IntArray, into: HealthySet) -> None:
         """Hand this tick's healthy series to ``into`` as a mask over the fingerprint table."""
-        if len(self.fingerprints) > _MAX_CACHED_FINGERPRINTS:
+        if len(self.fingerprints) > max(_MIN_CACHED_FINGERPRINTS, 2 * len(keys)):
             self.fingerprints = SeriesState()
             self.fingerprints.add("fp", fill="", dtype=object)
             self.slot_of = {}  # a new dict: earlier ticks' verdicts keep the old one
