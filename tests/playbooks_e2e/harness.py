@@ -232,12 +232,12 @@ def after(records: list[Record], **match: Any) -> list[Record]:
     return [r for r in records if all(r.get(k) == v for k, v in match.items())]
 
 
-def max_served_per_minute(records: list[Record], key: str) -> int:
-    """The most requests of ``key`` let through to a provider in any trailing minute (a request
-    and its fallback calls share a trace: it counts once, at its first call)."""
+def served_per_minute(records: list[Record], **match: Any) -> int:
+    """The most calls matching ``match`` let through to a provider in any trailing minute (a
+    request and its fallback calls share a trace: it counts once, at its first call)."""
     starts: dict[str, float] = {}
-    for r in records:
-        if r["api_key"] == key and r["provider"] != "gateway":
+    for r in after(records, **match):
+        if r["provider"] != "gateway":
             starts[r["trace_id"]] = min(r["ts"], starts.get(r["trace_id"], r["ts"]))
     served = sorted(starts.values())
     best, lo = 0, 0

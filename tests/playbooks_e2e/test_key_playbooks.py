@@ -9,7 +9,7 @@ from gatewarden.models import ActionOutcome, ActionPlan, EventType, GatewayActio
 from gatewarden.protocols import GatewayAdmin
 from gatewarden.simulator import AgentLoop, CostSpike, KeySurge
 
-from .harness import ONSET_S, TICK_S, SimHarness, after, max_served_per_minute, start, token
+from .harness import ONSET_S, TICK_S, SimHarness, after, served_per_minute, start, token
 
 HOURS = 3 * 3600.0
 
@@ -34,7 +34,7 @@ def throttle_then_block(
     assert h.writes() == [throttle(key, rpm)]  # at once, no approval needed to throttle
     h.skip(120)  # two minutes throttled while on-call looks
     window = h.records(throttled, h.clock.now())
-    assert max_served_per_minute(window, key) <= rpm
+    assert served_per_minute(window, api_key=key) <= rpm
     assert len(after(window, api_key=key, status=429, error="rate_limited")) > 5
     assert h.writes() == [throttle(key, rpm)]  # the block waits for a human
     h.approve(run, 1)
@@ -68,7 +68,7 @@ def test_cost_spike_throttles_blocks_and_the_ttl_lifts_the_block() -> None:
         back = after(h.records(unblocked[0].ts), api_key="search-prod")
         assert not any(r["status"] == 401 for r in back)
         assert any(r["status"] == 200 for r in back) and h.sim.spend("search-prod") > spent
-        assert max_served_per_minute(back, "search-prod") <= 10  # the throttle stays
+        assert served_per_minute(back, api_key="search-prod") <= 10  # the throttle stays
     finally:
         h.close()
 

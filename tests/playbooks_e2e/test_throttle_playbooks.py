@@ -7,26 +7,10 @@ from gatewarden.models import EventType
 from gatewarden.remediate.undo import undo_run
 from gatewarden.simulator import CostSpike, KeySurge
 
-from .harness import ONSET_S, Record, after, start, token
+from .harness import ONSET_S, after, served_per_minute, start, token
 
 HOURS = 3 * 3600.0
 SUPPORT_CHAT = {"support-web", "support-mobile", "support-email"}
-
-
-def served_per_minute(records: list[Record], **match: object) -> int:
-    """The most calls matching ``match`` let through to a provider in any trailing minute (a
-    call and its fallbacks share a trace and count once)."""
-    starts: dict[str, float] = {}
-    for r in after(records, **match):
-        if r["provider"] != "gateway":
-            starts[r["trace_id"]] = min(r["ts"], starts.get(r["trace_id"], r["ts"]))
-    served = sorted(starts.values())
-    best, lo = 0, 0
-    for hi, ts in enumerate(served):
-        while served[lo] <= ts - 60.0:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def key_update(alias: str, **limits: object) -> tuple[str, str, object]:

@@ -63,6 +63,19 @@ def undo(
     )
 
 
+def succeeded_throttle() -> tuple[Harness, InMemoryGateway]:
+    """A throttle-then-block run on key team-a-1 that ran to its end (block approved)."""
+    gateway = InMemoryGateway.build(keys={"team-a-1": {"rpm_limit": 100}})
+    h = Harness([throttle_block()], gateway=gateway)
+    open_incident(h.store, "inc-2", {"api_key": "team-a-1"}, kind="cost")
+    h.tick()
+    record_decision(
+        h.store, run_id=THROTTLE, step=2, decision="granted", by="U1", now=h.clock.now()
+    )
+    h.tick()
+    return h, gateway
+
+
 def test_undo_restores_what_the_run_changed_and_records_who() -> None:
     h = succeeded_failover()
     result = undo(h, FAILOVER)
@@ -83,14 +96,7 @@ def test_undo_restores_what_the_run_changed_and_records_who() -> None:
 
 
 def test_steps_are_undone_newest_first_and_a_no_op_step_is_skipped() -> None:
-    gateway = InMemoryGateway.build(keys={"team-a-1": {"rpm_limit": 100}})
-    h = Harness([throttle_block()], gateway=gateway)
-    open_incident(h.store, "inc-2", {"api_key": "team-a-1"}, kind="cost")
-    h.tick()
-    record_decision(
-        h.store, run_id=THROTTLE, step=2, decision="granted", by="U1", now=h.clock.now()
-    )
-    h.tick()
+    h, gateway = succeeded_throttle()
     assert h.finished_state(THROTTLE) == "succeeded"
     result = undo(h, THROTTLE)
     undone = [c.action for c in h.gateway.calls[3:]]
@@ -163,14 +169,7 @@ def test_a_crash_after_the_call_is_not_repeated() -> None:
 
 
 def test_a_failed_inverse_stops_the_undo_and_a_retry_finishes_it() -> None:
-    gateway = InMemoryGateway.build(keys={"team-a-1": {"rpm_limit": 100}})
-    h = Harness([throttle_block()], gateway=gateway)
-    open_incident(h.store, "inc-2", {"api_key": "team-a-1"}, kind="cost")
-    h.tick()
-    record_decision(
-        h.store, run_id=THROTTLE, step=2, decision="granted", by="U1", now=h.clock.now()
-    )
-    h.tick()
+    h, gateway = succeeded_throttle()
     gateway.fail_next(permanent=True)  # the newest inverse (block again) is refused
     result = undo(h, THROTTLE)
     assert not result.ok and result.failed is not None and result.failed[0] == 3
