@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gatewarden.aggregate import LEVELS, METRICS, AggregateStage, LabelCache, aggregate
-from gatewarden.aggregate import frames as frames_module
+from gatewarden.aggregate import LEVELS, METRICS, AggregateStage, LabelCache, aggregate, ordering
 from gatewarden.ingest.request_log import empty_frame, records_frame
 from gatewarden.models import RequestRecord, scope_key
 from gatewarden.protocols import Tick
@@ -202,7 +201,7 @@ def test_group_order_is_a_stable_sort_past_16_bits() -> None:
     rng = np.random.default_rng(3)
     for groups in (3, 70_000, 300_000):
         g = rng.integers(0, groups, 200_000)
-        order = frames_module._group_order(g, groups)
+        order = ordering.group_order(g, groups)
         np.testing.assert_array_equal(order, np.argsort(g, kind="stable"))
 
 
@@ -257,3 +256,49 @@ def test_label_cache_gives_the_same_frames_across_ticks_with_churn() -> None:
         fresh = aggregate(frame, start=0.0, end=15.0)
         for level, expected in fresh.items():
             pd.testing.assert_frame_equal(cached[level], expected)
+
+
+def test_high_cardinality_groups_match_pandas_groupby_in_order() -> None:
+    """Past ~260k (team, key) combinations the group ids come from a radix sort instead of a
+    bincount: groups, their order and their sums must still be exactly pandas' ``groupby``,
+    with and without the live label cache."""
+    rng = np.random.default_rng(23)
+    n = 6_000
+    frame = empty_frame().reindex(range(n))
+    frame["provider"] = rng.choice(["openai", "anthropic"], n)
+    frame["model"] = rng.choice(["a", "b"], n)
+    frame["requested_model"] = frame["model"]
+    frame["api_key"] = rng.choice([f"k{i:05d}" for i in range(3_000)], n)
+    frame["team"] = rng.choice([f"t{i:04d}" for i in range(700)] + [None], n)
+    frame["workflow"] = None
+    frame["status"] = rng.choice([200, 500], n, p=[0.8, 0.2])
+    frame["latency_ms"] = rng.random(n)
+    frame["ttft_ms"] = np.nan
+    frame["input_tokens"] = rng.integers(1, 100, n)
+    frame["output_tokens"] = 1
+    frame["cost_usd"] = rng.random(n)
+    frame["fallback"] = False
+    grouped = frame.groupby(["team", "api_key"], dropna=False, sort=True)
+    expected = pd.DataFrame(
+        {
+            "requests": grouped.size(),
+            "errors": grouped["status"].apply(lambda s: int((s >= 500).sum())),
+            "input_tokens": grouped["input_tokens"].sum(),
+            "latency_p95": grouped["latency_ms"].quantile(0.95),
+        }
+    )
+    cache = LabelCache()
+    for result in (
+        aggregate(frame, start=0.0, end=15.0),
+        aggregate(frame, start=0.0, end=15.0, cache=cache),
+        aggregate(frame, start=0.0, end=15.0, cache=cache),  # codebook and keys reused
+    ):
+        level = result["api_key"]
+        assert len(level) == len(expected) > 4_000
+        got = list(zip(level["team"].fillna("<none>"), level["api_key"], strict=True))
+        want = [(t if isinstance(t, str) else "<none>", k) for t, k in expected.index]
+        assert got == want
+        for metric in ("requests", "errors", "input_tokens"):
+            np.testing.assert_array_equal(level[metric].to_numpy(), expected[metric].to_numpy())
+        np.testing.assert_allclose(level["latency_p95"].to_numpy(), expected["latency_p95"])
+        assert level.index[0] == scope_key({"team": want[0][0], "api_key": want[0][1]})
