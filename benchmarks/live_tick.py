@@ -32,13 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gatewarden.aggregate import AggregateStage, SeriesHistory
+from gatewarden.aggregate import AggregateStage, SeriesHistory, ticks_needed
 from gatewarden.clock import VirtualClock
 from gatewarden.correlate import CorrelateStage
 from gatewarden.detect import DetectStage, load_detector_specs
+from gatewarden.gateways.traffic import PREVIEW_TICKS
 from gatewarden.ingest.request_log import COLUMNS
 from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import Batch, Stage, Tick
+from gatewarden.report.series import LOOKBACK_TICKS
 from gatewarden.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,9 +179,9 @@ def run_ticks(pipeline: Pipeline, first: int, count: int) -> tuple[list[float], 
     return durations, series
 
 
-def retained_bytes(specs_dir: Path, series: int, warmup: int) -> tuple[float, float]:
-    """Bytes retained by the detect stage after ``warmup`` ticks, and by one tick of frames
-    history."""
+def retained_bytes(specs_dir: Path, series: int, warmup: int) -> tuple[float, float, float]:
+    """Bytes retained by the detect stage after ``warmup`` ticks, by one tick of frames history
+    (tracemalloc: everything it keeps alive) and by one tick as the history budgets it."""
     traffic = Traffic(series)
     history = SeriesHistory(maxlen=2)
     pipeline = build(specs_dir, traffic, warmup, history=None)
@@ -210,7 +212,8 @@ def retained_bytes(specs_dir: Path, series: int, warmup: int) -> tuple[float, fl
     history_after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     history_bytes = sum(s.size_diff for s in history_after.compare_to(history_before, "filename"))
-    return float(detect_bytes), history_bytes / 2
+    # the daemon's byte budget counts the frames' arrays (history.nbytes), not label strings
+    return float(detect_bytes), history_bytes / 2, history.nbytes / 2
 
 
 def main(argv: Sequence[str] = ()) -> None:
@@ -223,7 +226,7 @@ def main(argv: Sequence[str] = ()) -> None:
     args = parser.parse_args(list(argv))
 
     traffic = Traffic(args.series)
-    history = SeriesHistory()
+    history = SeriesHistory(ticks_needed(LOOKBACK_TICKS, PREVIEW_TICKS), min_len=PREVIEW_TICKS)
     pipeline = build(args.detectors, traffic, args.warmup + args.ticks, history=history)
     run_ticks(pipeline, 0, args.warmup)
     stages = [s for s in pipeline.stages if isinstance(s, Timed)]
@@ -249,10 +252,12 @@ def main(argv: Sequence[str] = ()) -> None:
         flush=True,
     )
     # state arrays are sized on a series' first tick; tracemalloc makes ticks slow: keep it short
-    detect_bytes, history_tick_bytes = retained_bytes(
+    detect_bytes, history_tick_bytes, budgeted_tick_bytes = retained_bytes(
         args.detectors, args.series, args.memory_ticks
     )
-    kept = inspect.signature(SeriesHistory).parameters["maxlen"].default
+    asked = ticks_needed(LOOKBACK_TICKS, PREVIEW_TICKS)  # as daemon.build sizes it
+    budget = inspect.signature(SeriesHistory).parameters["max_bytes"].default
+    kept = max(PREVIEW_TICKS, min(asked, int(budget // max(budgeted_tick_bytes, 1.0))))
     print(
         f"detector state: {detect_bytes / series:,.0f} bytes per series "
         f"({detect_bytes / 1e6:.1f} MB for {series:,} series at all levels; target <= 2,048); "
@@ -261,8 +266,9 @@ def main(argv: Sequence[str] = ()) -> None:
     )
     print(
         f"frames history: {history_tick_bytes / series:,.0f} bytes per series per tick kept; "
-        f"the daemon's SeriesHistory keeps {kept} ticks: "
-        f"{history_tick_bytes * kept / series:,.0f} bytes per series"
+        f"the daemon keeps {asked} ticks within {budget >> 20} MB, here {kept} ticks: "
+        f"{history_tick_bytes * kept / series:,.0f} bytes per series "
+        f"({history_tick_bytes * kept / 1e6:,.0f} MB)"
     )
 
 

@@ -19,7 +19,7 @@ from typing import TextIO
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from gatewarden.aggregate import AggregateStage, SeriesHistory
+from gatewarden.aggregate import AggregateStage, SeriesHistory, ticks_needed
 from gatewarden.clock import SystemClock
 from gatewarden.config import (
     DaemonConfig,
@@ -29,7 +29,7 @@ from gatewarden.console import console_routes
 from gatewarden.correlate import CorrelateStage
 from gatewarden.detect import DetectStage, load_detector_specs
 from gatewarden.errors import StoreError
-from gatewarden.gateways.traffic import TrafficPreviewGateway
+from gatewarden.gateways.traffic import PREVIEW_TICKS, TrafficPreviewGateway
 from gatewarden.ha.leader import FencedGateway, LeaderElector
 from gatewarden.ha.stages import LeaderOnly, LeaseStage, leader_only
 from gatewarden.httpserve import ThreadedServer
@@ -40,6 +40,7 @@ from gatewarden.pipeline import Pipeline
 from gatewarden.protocols import Clock, GatewayAdmin, Source, Stage, Store, Tick
 from gatewarden.remediate import DemoAutoApprover, RemediateStage, load_playbooks
 from gatewarden.report import ReportStage, SeriesRecorder
+from gatewarden.report.series import LOOKBACK_TICKS
 from gatewarden.web import StatusSnapshot, create_app
 from gatewarden.wiring import build_elector, build_gateway, build_sources, open_store
 
@@ -120,7 +121,8 @@ def build(
     specs = load_detector_specs(config.detectors_dir)
     playbooks = load_playbooks(config.playbooks_dir)
     store = store or open_store(config)
-    history = SeriesHistory()
+    # as many ticks as its readers look back (charts, traffic previews), within a byte budget
+    history = SeriesHistory(ticks_needed(LOOKBACK_TICKS, PREVIEW_TICKS), min_len=PREVIEW_TICKS)
     gateway = TrafficPreviewGateway(gateway or build_gateway(config, env), history)
     groups = config.remediate.approver_groups
     slack = build_slack(config.notify, groups, env, store, clock, wall_clock or SystemClock())

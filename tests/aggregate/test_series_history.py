@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,3 +91,61 @@ def test_level_resolution() -> None:
         history.query("nope", {})
     with pytest.raises(ValueError, match="has no label"):
         history.query("requests", {"team": "t"}, "provider")
+
+
+def test_byte_budget_drops_oldest_ticks_but_keeps_the_minimum(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frames = window([("a", 10, 1), ("b", 5, 0)])
+    tick_bytes = sum(int(f.memory_usage(index=True).sum()) for f in frames.values())
+    history = SeriesHistory(maxlen=10, max_bytes=3 * tick_bytes + tick_bytes // 2, min_len=2)
+    for k in range(6):
+        history.push(float(k), frames)
+    assert len(history) == 3  # the budget, not maxlen, bounds it
+    assert history.nbytes == 3 * tick_bytes
+    assert [history.entry(ago).ts for ago in range(3)] == [5.0, 4.0, 3.0]  # newest kept
+    assert "trimmed to 3 ticks" in caplog.text
+    tight = SeriesHistory(maxlen=10, max_bytes=0, min_len=2)
+    for k in range(5):
+        tight.push(float(k), frames)
+    assert len(tight) == 2  # a preview's minimum survives any budget
+    assert tight.nbytes == 2 * tick_bytes
+    roomy = SeriesHistory(maxlen=4)
+    for k in range(9):
+        roomy.push(float(k), frames)
+    assert len(roomy) == 4 and roomy.nbytes == 4 * tick_bytes  # evicted by maxlen: accounted
+
+
+def test_the_assembled_daemon_keeps_what_its_readers_look_back(tmp_path: Path) -> None:
+    """Charts backfill 40 ticks and previews sum 20: the daemon keeps 40, not an hour."""
+    from gatewarden.clock import VirtualClock
+    from gatewarden.config import DaemonConfig
+    from gatewarden.daemon import build
+    from gatewarden.gateways import InMemoryGateway
+    from gatewarden.gateways.traffic import PREVIEW_TICKS
+    from gatewarden.report.series import LOOKBACK_TICKS
+    from gatewarden.store.sqlite import SQLiteStore
+
+    repo = Path(__file__).resolve().parents[2]
+    config = DaemonConfig.model_validate(
+        {
+            "detectors_dir": str(repo / "detectors"),
+            "playbooks_dir": str(repo / "playbooks"),
+            "reports_dir": str(tmp_path / "reports"),
+            "notify": {"console": False},
+        }
+    )
+    assembly = build(
+        config,
+        clock=VirtualClock(1_000.0),
+        env={},
+        stream=io.StringIO(),
+        sources=[],
+        gateway=InMemoryGateway(),
+        store=SQLiteStore(str(tmp_path / "gw.db")),
+    )
+    frames = window([("a", 3, 0)])
+    for k in range(3 * LOOKBACK_TICKS):
+        assembly.history.push(float(k), frames)
+    assert len(assembly.history) == max(LOOKBACK_TICKS, PREVIEW_TICKS) == 40
+    assert assembly.history.min_len == PREVIEW_TICKS

@@ -13,7 +13,7 @@ from gatewarden.aggregate.frames import (
     aggregate,
     empty_level_frame,
 )
-from gatewarden.aggregate.history import HistoryEntry, SeriesHistory, level_for
+from gatewarden.aggregate.history import HistoryEntry, SeriesHistory, level_for, ticks_needed
 from gatewarden.aggregate.labelcache import LabelCache
 from gatewarden.protocols import Tick
 
@@ -46,4 +46,5 @@ __all__ = [
     "aggregate",
     "empty_level_frame",
     "level_for",
+    "ticks_needed",
 ]

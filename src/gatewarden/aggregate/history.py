@@ -1,5 +1,11 @@
 """A ring buffer of the last N ticks' level frames, queried by playbook verification.
 
+Its consumers need minutes, not hours: traffic previews sum the last 20 ticks and incident
+charts backfill the last 40 (their baseline before the incident opened); after that the
+series recorder keeps an incident's own series in the store. So the daemon keeps what they ask
+for (:func:`ticks_needed`), and a byte budget bounds the frames whatever the series count: at
+100k API keys one tick of frames is ~34 MB, and a fixed hour of ticks would have been ~7 GB.
+
 ``query("error_rate", {"provider": "openai"})`` answers over every series matching the labels,
 combining them the way the metric combines: additive metrics sum, ratios are recomputed from
 their summed numerator and denominator (never averaged), percentiles take the maximum.
@@ -7,6 +13,7 @@ their summed numerator and denominator (never averaged), percentiles take the ma
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,11 +23,27 @@ import pandas as pd
 
 from gatewarden.aggregate.frames import ADDITIVE, LEVELS, METRICS, PERCENTILES, RATIOS
 
+log = logging.getLogger(__name__)
+
+#: Default bound on the frames kept, whatever the number of series.
+DEFAULT_MAX_BYTES = 1 << 30
+
 
 @dataclass(frozen=True)
 class HistoryEntry:
     ts: float
     frames: Mapping[str, pd.DataFrame]
+    #: memory the frames hold (shallow: label strings are shared with the tick's records)
+    nbytes: int = 0
+
+
+def ticks_needed(*lookbacks: int) -> int:
+    """History length that serves every consumer's look-back (at least one tick)."""
+    return max(1, *lookbacks)
+
+
+def _frames_bytes(frames: Mapping[str, pd.DataFrame]) -> int:
+    return int(sum(frame.memory_usage(index=True, deep=False).sum() for frame in frames.values()))
 
 
 def level_for(where: Mapping[str, str]) -> str:
@@ -37,20 +60,53 @@ def level_for(where: Mapping[str, str]) -> str:
 
 
 class SeriesHistory:
-    """The frames of the last ``maxlen`` ticks, newest last."""
+    """The frames of the last ``maxlen`` ticks, newest last, within ``max_bytes``.
 
-    def __init__(self, maxlen: int = 240) -> None:
-        if maxlen < 1:
-            raise ValueError("maxlen must be at least 1")
+    When the kept frames exceed ``max_bytes`` the oldest ticks go first, but never the newest
+    ``min_len`` (what a traffic preview needs); a trimmed history is logged once, since charts
+    then backfill fewer ticks than asked.
+    """
+
+    def __init__(
+        self, maxlen: int = 240, *, max_bytes: int = DEFAULT_MAX_BYTES, min_len: int = 1
+    ) -> None:
+        if maxlen < 1 or min_len < 1:
+            raise ValueError("maxlen and min_len must be at least 1")
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
         self._entries: deque[HistoryEntry] = deque(maxlen=maxlen)
+        self.max_bytes = max_bytes
+        self.min_len = min(min_len, maxlen)
+        self._bytes = 0
+        self._trimmed = False
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the kept frames hold (shallow)."""
+        return self._bytes
+
     def push(self, ts: float, frames: Mapping[str, pd.DataFrame]) -> None:
         # A shallow copy of the mapping: later stages may add levels to tick.frames, but the
         # frames themselves are not mutated after aggregation.
-        self._entries.append(HistoryEntry(ts=ts, frames=dict(frames)))
+        entry = HistoryEntry(ts=ts, frames=dict(frames), nbytes=_frames_bytes(frames))
+        if len(self._entries) == self._entries.maxlen:
+            self._bytes -= self._entries[0].nbytes
+        self._entries.append(entry)
+        self._bytes += entry.nbytes
+        while self._bytes > self.max_bytes and len(self._entries) > self.min_len:
+            self._bytes -= self._entries.popleft().nbytes
+            if not self._trimmed:
+                self._trimmed = True
+                log.warning(
+                    "series history trimmed to %d ticks to stay within %d MB "
+                    "(one tick of frames is %.1f MB)",
+                    len(self._entries),
+                    self.max_bytes >> 20,
+                    entry.nbytes / 1e6,
+                )
 
     def entry(self, ago: int = 0) -> HistoryEntry | None:
         """The entry ``ago`` ticks before the newest one (0 = newest), if kept."""

@@ -104,6 +104,10 @@ class _Open:
     doc: IncidentSeries | None = None
 
 
+#: Ticks of history an incident's charts start with (their baseline before it opened).
+LOOKBACK_TICKS = 40
+
+
 class SeriesRecorder:
     """Pipeline stage (after ``correlate``): records the series of every open incident."""
 
@@ -114,7 +118,7 @@ class SeriesRecorder:
         store: Store,
         history: SeriesHistory | None = None,
         *,
-        lookback_ticks: int = 40,
+        lookback_ticks: int = LOOKBACK_TICKS,
         max_points: int = 960,
         max_series: int = 16,
         max_names: int = 200,
