@@ -140,6 +140,53 @@ def test_event_mask_reports_an_event_once_and_a_stronger_one_again() -> None:
     assert np.isnan(mask.mask(np.array([np.nan]), x)[0])
 
 
+def mask_stream(mask: EventMask, scores: list[float]) -> list[float]:
+    x = tick(0.0, keys=("a",))
+    reported = []
+    for score in scores:
+        s = np.array([score])
+        reported.append(float(mask.mask(s, x)[0]))
+        mask.learn(s, x)
+    return reported
+
+
+def test_event_mask_hold_reports_a_climbing_incident_once() -> None:
+    # half-life of 1e9 ticks: the level does not decay within the test
+    climb = [0.0, 0.6, 0.62, 0.0, 0.65, 0.7]
+    assert mask_stream(EventMask(1e9), climb) == [0.0, 0.6, 0.62, 0.0, 0.65, 0.7]
+    # held for 3 ticks after the 0.6: a score must beat 0.6 / 0.9 = 0.667 to be reported; once
+    # the hold ends, beating the level (0.65) is enough again
+    held = mask_stream(EventMask(1e9, hold=3, hold_ratio=0.9), climb)
+    assert held == [0.0, 0.6, 0.0, 0.0, 0.0, 0.7]
+    # a clearly stronger incident gets through the hold at once, and sets a new hold
+    assert mask_stream(EventMask(1e9, hold=3, hold_ratio=0.9), [0.6, 0.7, 0.75, 0.8]) == [
+        0.6,
+        0.7,
+        0.0,
+        0.8,
+    ]
+
+
+def test_event_mask_hold_is_per_series_and_mask_is_pure() -> None:
+    mask = EventMask(1e9, hold=5, hold_ratio=0.5)
+    x = tick(0.0, 0.0)
+    mask.learn(np.array([0.4, 0.0]), x)  # reported for "a" only
+    before = mask.state.snapshot()
+    scores = np.array([0.7, 0.3])
+    assert mask.mask(scores, x).tolist() == [0.0, 0.3]  # "a" must beat 0.8, "b" is not held
+    assert mask.mask(scores, x).tolist() == [0.0, 0.3]
+    after = mask.state.snapshot()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert np.isnan(mask.mask(np.array([np.nan, 0.9]), x)[0])
+
+
+def test_event_mask_validates_hold() -> None:
+    with pytest.raises(ValueError, match="hold"):
+        EventMask(100.0, hold=-1)
+    with pytest.raises(ValueError, match="hold_ratio"):
+        EventMask(100.0, hold=3, hold_ratio=0.0)
+
+
 def test_stack_scores_in_unit_interval_and_flags_a_level_shift_once() -> None:
     rng = np.random.default_rng(3)
     values = [*rng.normal(50.0, 2.0, 800), *rng.normal(80.0, 2.0, 400)]
