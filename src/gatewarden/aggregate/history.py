@@ -43,7 +43,9 @@ def ticks_needed(*lookbacks: int) -> int:
 
 
 def _frames_bytes(frames: Mapping[str, pd.DataFrame]) -> int:
-    return int(sum(frame.memory_usage(index=True, deep=False).sum() for frame in frames.values()))
+    """8 bytes per cell and index entry: every frame column is int64, float64 or an object
+    pointer. (``DataFrame.memory_usage`` gives the same and cost ~20 ms a tick in backtests.)"""
+    return sum(8 * len(frame) * (frame.shape[1] + 1) for frame in frames.values())
 
 
 def level_for(where: Mapping[str, str]) -> str:
