@@ -104,15 +104,16 @@ class SessionFeatures:
         if not present.any():
             self._prune(now)
             return empty_session_frame()
-        rows = records.loc[present]
-        order = np.argsort(rows["ts"].to_numpy(dtype=np.float64), kind="stable")
-        rows = rows.iloc[order]
-        sessions = session_all[present][order]
+        picked = np.flatnonzero(present)
+        ts = records["ts"].to_numpy(dtype=np.float64)[picked]
+        picked = picked[np.argsort(ts, kind="stable")]  # time order within each session
+        rows = _Columns(records, picked)
+        sessions = session_all[picked]
         codes, uniques = pd.factorize(sessions)
         n = len(uniques)
-        primary = ~rows["fallback"].to_numpy(dtype=bool)
+        primary = ~rows.bools("fallback")
         calls = np.bincount(codes[primary], minlength=n)
-        spend = rows["cost_usd"].to_numpy(dtype=np.float64)
+        spend = rows.floats("cost_usd")
         cost: FloatArray = np.asarray(np.bincount(codes, weights=spend, minlength=n), np.float64)
         keys: list[str] = [str(u) for u in uniques.tolist()]
         slots = self.state.ensure(keys)
@@ -125,17 +126,17 @@ class SessionFeatures:
 
     def _repeats(
         self,
-        rows: pd.DataFrame,
+        rows: _Columns,
         sessions: npt.NDArray[np.object_],
         primary: npt.NDArray[np.bool_],
         codes: IntArray,
         slots: npt.NDArray[np.intp],
     ) -> IntArray:
-        prompts = rows["prompt_hash"].to_numpy(dtype=object)
+        prompts = rows.objects("prompt_hash")
         has_prompt = primary & ~pd.isna(prompts)
         prompt = np.where(has_prompt, _hash(prompts) | np.uint64(1), np.uint64(0))  # never 0
         pair = _hash(sessions) ^ (prompt * _MIX)
-        ok = has_prompt & (rows["status"].to_numpy(dtype=np.int64) < 400)
+        ok = has_prompt & (rows.ints("status") < 400)
         earlier = _prior_in_group(pair, ok)
         row_slots = slots[codes]
         remembered = (self.state["prompts"][row_slots] == prompt[:, None]).any(axis=1)
@@ -162,7 +163,7 @@ class SessionFeatures:
 
     def _streaks(
         self,
-        rows: pd.DataFrame,
+        rows: _Columns,
         primary: npt.NDArray[np.bool_],
         codes: IntArray,
         slots: npt.NDArray[np.intp],
@@ -170,7 +171,7 @@ class SessionFeatures:
     ) -> IntArray:
         """Longest same-tool run per session this tick (continuing last tick's run); updates
         each session's current tool and run length."""
-        tools = rows["tool"].to_numpy(dtype=object)[primary]
+        tools = rows.objects("tool")[primary]
         named = ~pd.isna(tools)
         tool = np.where(named, (_hash(tools) & _TOOL_MASK).astype(np.float64), 0.0)
         code = codes[primary]
@@ -198,7 +199,7 @@ class SessionFeatures:
 
     def _fold(
         self,
-        rows: pd.DataFrame,
+        rows: _Columns,
         codes: IntArray,
         slots: npt.NDArray[np.intp],
         calls: IntArray,
@@ -214,8 +215,8 @@ class SessionFeatures:
         state["cost_total"][slots] += cost
         state["last_ts"][slots] = now
         _, first = np.unique(codes, return_index=True)
-        state["api_key"][slots] = rows["api_key"].to_numpy(dtype=object)[first]
-        state["workflow"][slots] = rows["workflow"].to_numpy(dtype=object)[first]
+        state["api_key"][slots] = rows.objects("api_key")[first]
+        state["workflow"][slots] = rows.objects("workflow")[first]
 
     def _frame(
         self,
@@ -256,6 +257,30 @@ class SessionFeatures:
             slots = self.state.ensure([old.index.key(int(i)) for i in survivors.tolist()])
             for name in old.snapshot():
                 self.state[name][slots] = old[name][survivors]
+
+
+class _Columns:
+    """The session rows' columns, gathered one at a time as numpy arrays: taking whole frame
+    rows gathered every column of the records (Arrow strings included) for the few used."""
+
+    def __init__(self, records: pd.DataFrame, rows: IntArray) -> None:
+        self._records = records
+        self._rows = rows
+
+    def _column(self, name: str) -> pd.Series:
+        return self._records[name].take(self._rows)
+
+    def objects(self, name: str) -> npt.NDArray[np.object_]:
+        return self._column(name).to_numpy(dtype=object)
+
+    def floats(self, name: str) -> FloatArray:
+        return self._column(name).to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def ints(self, name: str) -> IntArray:
+        return self._column(name).to_numpy(dtype=np.int64)
+
+    def bools(self, name: str) -> npt.NDArray[np.bool_]:
+        return self._column(name).to_numpy(dtype=bool)
 
 
 def _keys(
