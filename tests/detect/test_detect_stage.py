@@ -375,3 +375,56 @@ def test_the_fingerprint_cache_forgets_series_that_churned_away(
         sizes.append(len(detect._running[0].fingerprints))
         assert set(tick.clear) == {fingerprint("traffic", {"api_key": k}) for k in keys}
     assert max(sizes) <= 50 + 10  # never past the floor plus one tick's new series
+
+
+def test_rebuilding_the_fingerprint_cache_keeps_survivors_without_rehashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Long-lived series that outlast a rebuild keep their fingerprints (hashed once, ever),
+    and every tick's verdicts stay exactly the tick's series."""
+    from gatewarden.detect import stage as stage_module
+
+    monkeypatch.setattr(stage_module, "_MIN_CACHED_FINGERPRINTS", 30)
+    hashed: list[str] = []
+    real = stage_module._fingerprint
+
+    def counting(kind: str, key: str) -> str:
+        hashed.append(key)
+        return real(kind, key)
+
+    monkeypatch.setattr(stage_module, "_fingerprint", counting)
+    spec = parse_detector_specs(
+        "- {name: keys, kind: traffic, level: api_key, metric: requests, algorithm: static,"
+        " filter: {threshold: 1000}}"
+    )[0]
+    detect = DetectStage([spec], history=None)
+    steady = [f"steady-{i}" for i in range(5)]
+    rebuilt = 0
+    for t in range(30):
+        keys = steady + [f"key-{t}-{i}" for i in range(8)]  # eight new series every tick
+        rows = [
+            RequestRecord(
+                ts=t * TICK_S + 1,
+                request_id=f"{k}-r",
+                api_key=k,
+                provider="p",
+                model="m",
+                requested_model="m",
+                status=200,
+                latency_ms=1.0,
+                input_tokens=1,
+                output_tokens=1,
+                cost_usd=0.0,
+            )
+            for k in keys
+        ]
+        before = len(detect._running[0].fingerprints)
+        tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
+        AggregateStage().run(tick)
+        detect.run(tick)
+        rebuilt += len(detect._running[0].fingerprints) < before
+        assert set(tick.clear) == {fingerprint("traffic", {"api_key": k}) for k in keys}
+    assert rebuilt >= 5
+    for key in steady:
+        assert hashed.count(f"api_key={key}") == 1
+    assert len(hashed) == len(steady) + 30 * 8

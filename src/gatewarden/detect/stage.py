@@ -47,9 +47,7 @@ class _Running:
     def judge(self, keys: list[str], healthy: IntArray, into: HealthySet) -> None:
         """Hand this tick's healthy series to ``into`` as a mask over the fingerprint table."""
         if len(self.fingerprints) > max(_MIN_CACHED_FINGERPRINTS, 2 * len(keys)):
-            self.fingerprints = SeriesState()
-            self.fingerprints.add("fp", fill="", dtype=object)
-            self.slot_of = {}  # a new dict: earlier ticks' verdicts keep the old one
+            self._forget_all_but(keys)
         known = len(self.fingerprints)
         slots = self.fingerprints.ensure(keys)
         table = self.fingerprints["fp"]
@@ -63,6 +61,21 @@ class _Running:
         # Slots never change fingerprint and a grown table is a new array, so the verdicts
         # can share ``table`` instead of copying it.
         into.add_judged(self.slot_of, mask, table)
+
+    def _forget_all_but(self, keys: list[str]) -> None:
+        """A fresh fingerprint table holding only ``keys``' series, their fingerprints carried
+        over rather than hashed again (sessions churn: half the hashing was re-hashing)."""
+        old = self.fingerprints
+        survivors = old.lookup(keys)
+        survivors = survivors[survivors >= 0]
+        self.fingerprints = SeriesState()
+        self.fingerprints.add("fp", fill="", dtype=object)
+        self.slot_of = {}  # a new dict: earlier ticks' verdicts keep the old one
+        if survivors.size:
+            fingerprints = old["fp"][survivors]
+            slots = self.fingerprints.ensure([old.index.key(i) for i in survivors.tolist()])
+            self.fingerprints["fp"][slots] = fingerprints
+            self.slot_of = dict(zip(fingerprints.tolist(), slots.tolist(), strict=True))
 
 
 class DetectStage:
