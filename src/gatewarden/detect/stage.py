@@ -119,12 +119,15 @@ class DetectStage:
             tick.frames["session"] = self.sessions.update(tick.records, tick.now)
         alerts: list[Alert] = []
         keys: dict[str, list[str]] = {}
+        columns: dict[str, _Columns] = {}
         for running in self._running:
             level = running.spec.level
             frame = tick.frames.get(level)
             if frame is None:
                 log.debug("%s: no %s frame this tick", running.spec.name, level)
                 continue
+            if level not in columns:
+                columns[level] = _Columns(frame)
             if level not in keys:
                 # one list per level and tick: to_numpy(object).tolist() stays in C, and
                 # detectors on the same level then recognise it without a lookup per key
@@ -134,7 +137,7 @@ class DetectStage:
                 # itself, which every detector's index recognises by identity, instead of
                 # each comparing 100k keys
                 keys[level] = self._last_keys[level] = last if last == listed else listed
-            self._run_one(running, frame, keys[level], tick, alerts)
+            self._run_one(running, columns[level], keys[level], tick, alerts)
         tick.alerts.extend(enrich(alerts, tick.records))
         # a fingerprint firing under one spec is never clear because another spec judged it
         tick.clear.exclude(alert.fingerprint for alert in tick.alerts)
@@ -142,13 +145,14 @@ class DetectStage:
     def _run_one(
         self,
         running: _Running,
-        frame: pd.DataFrame,
+        columns: _Columns,
         keys: list[str],
         tick: Tick,
         alerts: list[Alert],
     ) -> None:
         spec = running.spec
-        x = _series_tick(running.detector, frame, spec, keys, tick.now)
+        frame = columns.frame
+        x = _series_tick(running.detector, columns, spec, keys, tick.now)
         scores = running.detector.score_one(x)
         passed = running.filter.fires(scores, x)  # call once per tick: filters may count ticks
         tick_s = tick.now - tick.start
@@ -169,7 +173,7 @@ class DetectStage:
             expected = _expected(running.detector, x)
             windows = _windows(running.detector, x) * tick_s
             labels = DETECT_LEVELS[spec.level]
-            label_values = {label: frame[label].to_numpy(dtype=object) for label in labels}
+            label_values = {label: columns.objects(label) for label in labels}
             for i in positions.tolist():
                 scope = {
                     label: values[i]
@@ -204,21 +208,46 @@ class DetectStage:
         tick.clear.update(parents_clear)
 
 
+class _Columns:
+    """One level frame's columns as numpy arrays, converted once per tick for every spec of
+    the level (specs share their volume columns, and a pandas column access costs more than
+    a detector's arithmetic on a small level)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._floats: dict[str, FloatArray] = {}
+        self._objects: dict[str, npt.NDArray[np.object_]] = {}
+
+    def floats(self, name: str) -> FloatArray:
+        found = self._floats.get(name)
+        if found is None:
+            found = self._floats[name] = _floats(self.frame[name])
+            found.setflags(write=False)  # shared by the level's specs: none may write it
+        return found
+
+    def objects(self, name: str) -> npt.NDArray[np.object_]:
+        found = self._objects.get(name)
+        if found is None:
+            found = self._objects[name] = self.frame[name].to_numpy(dtype=object)
+            found.setflags(write=False)
+        return found
+
+
 def _series_tick(
-    detector: Detector, frame: pd.DataFrame, spec: DetectorSpec, keys: list[str], now: float
+    detector: Detector, columns: _Columns, spec: DetectorSpec, keys: list[str], now: float
 ) -> SeriesTick:
-    values = _floats(frame[spec.metric])
-    volumes = _floats(frame[spec.volume])
+    values = columns.floats(spec.metric)
+    volumes = columns.floats(spec.volume)
     inputs: tuple[str, ...] = tuple(getattr(detector, "inputs", ()))
     if not inputs:
         return SeriesTick(ts=now, keys=keys, values=values, volumes=volumes)
-    columns: dict[str, npt.NDArray[np.generic]] = {}
+    extra: dict[str, npt.NDArray[np.generic]] = {}
     for name in inputs:
         if name in DETECT_LEVELS[spec.level]:
-            columns[name] = frame[name].to_numpy(dtype=object)
+            extra[name] = columns.objects(name)
         else:
-            columns[name] = _floats(frame[name])
-    return FrameTick(ts=now, keys=keys, values=values, volumes=volumes, columns=columns)
+            extra[name] = columns.floats(name)
+    return FrameTick(ts=now, keys=keys, values=values, volumes=volumes, columns=extra)
 
 
 def _floats(column: pd.Series) -> FloatArray:
