@@ -121,13 +121,14 @@ class SeriesIndex:
         missing = np.flatnonzero(slots < 0)
         if missing.size:
             slots = slots.copy()
-            for position in missing:
-                key = keys[int(position)]
-                slot = self._slots.get(key)
-                if slot is None:  # a key repeated within one tick gets a single slot
-                    slot = self._slots[key] = len(self._keys)
-                    self._keys.append(key)
-                slots[position] = slot
+            absent = [keys[position] for position in missing.tolist()]
+            # new keys in order of first appearance, once each (a key may repeat in a tick);
+            # dict and zip keep the loops in C: sessions bring thousands of new keys a tick
+            fresh = list(dict.fromkeys(absent))
+            first = len(self._keys)
+            self._slots.update(zip(fresh, range(first, first + len(fresh)), strict=True))
+            self._keys.extend(fresh)
+            slots[missing] = np.fromiter(map(self._slots.__getitem__, absent), np.intp, len(absent))
             self._remember(keys, slots)
         return slots
 
