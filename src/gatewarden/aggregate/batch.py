@@ -30,6 +30,7 @@ from gatewarden.aggregate.frames import (
     PROVIDER_LEVELS,
     empty_level_frame,
 )
+from gatewarden.aggregate.ordering import finite_order
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -162,14 +163,9 @@ class _Rows:
         self.ttft = records["ttft_ms"].to_numpy(dtype=np.float64, na_value=np.nan)
         self.latency = records["latency_ms"].to_numpy(dtype=np.float64, na_value=np.nan)
         # one value sort per column serves every level (NaN sorts last and is cut off)
-        self.ttft_order = _finite_order(self.ttft)
-        self.latency_order = _finite_order(self.latency)
-        self.ok_cost_order = _finite_order(self.ok_cost_or_nan)
-
-
-def _finite_order(values: FloatArray) -> IntArray:
-    order = np.argsort(values).astype(np.int64)  # NaN sorts last
-    return order[: len(values) - int(np.count_nonzero(np.isnan(values)))]
+        self.ttft_order = finite_order(self.ttft)
+        self.latency_order = finite_order(self.latency)
+        self.ok_cost_order = finite_order(self.ok_cost_or_nan)
 
 
 class _Groups:
