@@ -31,6 +31,7 @@ from gatewarden.detect import (
     ShareSurge,
     Static,
 )
+from gatewarden.detect.rank import RecordRank
 from gatewarden.protocols import Detector, SeriesTick
 
 Floats = npt.NDArray[np.float64]
@@ -103,6 +104,12 @@ CASES: dict[str, Case] = {
         lambda v: v * 0 + 600.0,
         True,
         True,
+    ),
+    # a record among the last 32 values beyond 8 of them; the outlier breaks it by a wide margin
+    "record_rank": Case(
+        lambda: RecordRank(size=32, stride=1, min_fill=5, record_after=8, min_volume=10),
+        5,
+        baseline=False,
     ),
     "half_space_trees": Case(
         lambda: HalfSpaceTreesAdapter(features=("a", "b"), window_size=20, min_volume=10),
