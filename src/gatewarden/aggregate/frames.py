@@ -318,6 +318,9 @@ def _level(
 
 def _label_values(rows: _Rows, label: str, codes: IntArray) -> npt.NDArray[np.object_]:
     uniques = rows.uniques[label]
+    if not codes.size or codes.min() >= 0:  # no missing value: one gather
+        gathered: npt.NDArray[np.object_] = uniques[codes]
+        return gathered
     values = np.empty(len(codes), dtype=object)
     present = codes >= 0
     values[present] = uniques[codes[present]]
@@ -331,7 +334,7 @@ def _frame(
     keys: list[str] | npt.NDArray[np.object_],
 ) -> pd.DataFrame:
     data: dict[str, pd.Series | npt.NDArray[np.generic]] = {
-        label: pd.Series(values, dtype=object) for label, values in labels.items()
+        label: pd.Series(values, dtype=object, copy=False) for label, values in labels.items()
     }
     for name in METRICS:
         dtype = np.int64 if name in _COUNTS else np.float64
