@@ -372,7 +372,7 @@ def test_the_fingerprint_cache_forgets_series_that_churned_away(
         tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
         AggregateStage().run(tick)
         detect.run(tick)
-        sizes.append(len(detect._running[0].fingerprints))
+        sizes.append(len(detect._running[0].series))
         assert set(tick.clear) == {fingerprint("traffic", {"api_key": k}) for k in keys}
     assert max(sizes) <= 50 + 10  # never past the floor plus one tick's new series
 
@@ -382,17 +382,18 @@ def test_rebuilding_the_fingerprint_cache_keeps_survivors_without_rehashing(
 ) -> None:
     """Long-lived series that outlast a rebuild keep their fingerprints (hashed once, ever),
     and every tick's verdicts stay exactly the tick's series."""
+    from gatewarden.detect import fingerprints as fingerprints_module
     from gatewarden.detect import stage as stage_module
 
     monkeypatch.setattr(stage_module, "_MIN_CACHED_FINGERPRINTS", 30)
     hashed: list[str] = []
-    real = stage_module._fingerprint
+    real = fingerprints_module.alert_fingerprint
 
     def counting(kind: str, key: str) -> str:
         hashed.append(key)
         return real(kind, key)
 
-    monkeypatch.setattr(stage_module, "_fingerprint", counting)
+    monkeypatch.setattr(fingerprints_module, "alert_fingerprint", counting)
     spec = parse_detector_specs(
         "- {name: keys, kind: traffic, level: api_key, metric: requests, algorithm: static,"
         " filter: {threshold: 1000}}"
@@ -418,11 +419,11 @@ def test_rebuilding_the_fingerprint_cache_keeps_survivors_without_rehashing(
             )
             for k in keys
         ]
-        before = len(detect._running[0].fingerprints)
+        before = len(detect._running[0].series)
         tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
         AggregateStage().run(tick)
         detect.run(tick)
-        rebuilt += len(detect._running[0].fingerprints) < before
+        rebuilt += len(detect._running[0].series) < before
         assert set(tick.clear) == {fingerprint("traffic", {"api_key": k}) for k in keys}
     assert rebuilt >= 5
     for key in steady:

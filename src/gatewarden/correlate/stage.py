@@ -18,6 +18,7 @@ from gatewarden.correlate.silence import SilenceMuter
 from gatewarden.correlate.topology import Topology
 from gatewarden.models import Alert, Event, EventType, Severity
 from gatewarden.protocols import Store, Tick
+from gatewarden.verdicts import is_clear
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,13 @@ class CorrelateStage:
                 events.extend(self._route(state, state.last, tick.now))
         # Only tracked alerts can change: ask about those rather than walk every healthy series.
         for fp in self.book.fingerprints():
-            if fp in bad or fp not in tick.clear:
-                continue
             state_before = self.book.get(fp)
-            if self.book.observe_good(fp) is Transition.RESOLVED and state_before is not None:
+            if fp in bad or state_before is None or not _clear(tick, state_before):
+                continue
+            if self.book.observe_good(fp) is Transition.RESOLVED:
                 events.append(self._resolved_event(tick.now, state_before))
         for state in self.book.firing():
-            if state.fingerprint in bad or state.fingerprint in tick.clear:
+            if state.fingerprint in bad or _clear(tick, state):
                 continue
             # No data for a firing series (e.g. traffic moved away after a failover).
             if self.book.observe_good(state.fingerprint, no_data=True) is Transition.RESOLVED:
@@ -376,3 +377,8 @@ class CorrelateStage:
 
 def _with(event: Event, **extra: Any) -> Event:
     return event.model_copy(update={"payload": {**event.payload, **extra}})
+
+
+def _clear(tick: Tick, state: AlertState) -> bool:
+    """Whether the tick judged the alert's series healthy (asked by kind and scope: no hash)."""
+    return is_clear(tick.clear, state.fingerprint, state.kind, state.scope)

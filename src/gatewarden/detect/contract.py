@@ -96,6 +96,10 @@ class SeriesIndex:
         """The key of ``slot`` (slots are dense, in order of first appearance)."""
         return self._keys[slot]
 
+    def slot(self, key: str) -> int | None:
+        """The slot of ``key``, if it has one."""
+        return self._slots.get(key)
+
     def lookup(self, keys: Sequence[str]) -> IntArray:
         """Slots of ``keys``; -1 for keys never seen. Does not assign slots."""
         if self._cached_size == len(self._slots) and (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,8 +11,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from gatewarden.aggregate import SeriesHistory
-from gatewarden.detect.contract import Baseline, FrameTick, IntArray, SeriesState
+from gatewarden.detect.contract import Baseline, FrameTick, IntArray
 from gatewarden.detect.evidence import enrich, evidence
+from gatewarden.detect.fingerprints import SeriesFingerprints
 from gatewarden.detect.rollup import rollup
 from gatewarden.detect.sessions import SessionFeatures
 from gatewarden.detect.spec import DETECT_LEVELS, DetectorSpec
@@ -23,9 +23,9 @@ from gatewarden.verdicts import HealthySet
 
 log = logging.getLogger(__name__)
 
-#: The per-series fingerprint cache is rebuilt (from the tick's series) once it holds more than
-#: twice the tick's series and at least this many: sessions churn without end, and a fixed
-#: 200k cap let three session specs hold ~150 MB of finished sessions' fingerprints.
+#: A spec's series table is rebuilt (from the tick's series) once it holds more than twice the
+#: tick's series and at least this many: sessions churn without end, and a fixed 200k cap let
+#: three session specs hold ~150 MB of finished sessions.
 _MIN_CACHED_FINGERPRINTS = 20_000
 #: At most this many alerts per spec and tick (the strongest); a storm beyond is logged.
 MAX_ALERTS_PER_SPEC = 1000
@@ -36,46 +36,21 @@ class _Running:
     spec: DetectorSpec
     detector: Detector
     filter: Filter
-    #: per-series alert fingerprints, hashed once per series rather than once per tick
-    fingerprints: SeriesState = field(default_factory=SeriesState)
-    #: fingerprint -> its slot in ``fingerprints``
-    slot_of: dict[str, int] = field(default_factory=dict)
+    #: the series this spec judged, and their alert fingerprints once someone asks for them
+    series: SeriesFingerprints = field(init=False)
 
     def __post_init__(self) -> None:
-        self.fingerprints.add("fp", fill="", dtype=object)
+        self.series = SeriesFingerprints(self.spec.kind)
 
     def judge(self, keys: list[str], healthy: IntArray, into: HealthySet) -> None:
-        """Hand this tick's healthy series to ``into`` as a mask over the fingerprint table."""
-        if len(self.fingerprints) > max(_MIN_CACHED_FINGERPRINTS, 2 * len(keys)):
-            self._forget_all_but(keys)
-        known = len(self.fingerprints)
-        slots = self.fingerprints.ensure(keys)
-        table = self.fingerprints["fp"]
-        # slots are dense in order of first appearance: the new ones are the last ones
-        for slot in range(known, len(self.fingerprints)):
-            fp = _fingerprint(self.spec.kind, self.fingerprints.index.key(slot))
-            table[slot] = fp
-            self.slot_of[fp] = slot
-        mask = np.zeros(len(self.fingerprints), dtype=bool)
+        """Hand this tick's healthy series to ``into`` as a mask over the series table."""
+        if len(self.series) > max(_MIN_CACHED_FINGERPRINTS, 2 * len(keys)):
+            # a new table: earlier ticks' verdicts keep the old one
+            self.series = self.series.keep_only(keys)
+        slots = self.series.ensure(keys)
+        mask = np.zeros(len(self.series), dtype=bool)
         mask[slots[healthy]] = True
-        # Slots never change fingerprint and a grown table is a new array, so the verdicts
-        # can share ``table`` instead of copying it.
-        into.add_judged(self.slot_of, mask, table)
-
-    def _forget_all_but(self, keys: list[str]) -> None:
-        """A fresh fingerprint table holding only ``keys``' series, their fingerprints carried
-        over rather than hashed again (sessions churn: half the hashing was re-hashing)."""
-        old = self.fingerprints
-        survivors = old.lookup(keys)
-        survivors = survivors[survivors >= 0]
-        self.fingerprints = SeriesState()
-        self.fingerprints.add("fp", fill="", dtype=object)
-        self.slot_of = {}  # a new dict: earlier ticks' verdicts keep the old one
-        if survivors.size:
-            fingerprints = old["fp"][survivors]
-            slots = self.fingerprints.ensure([old.index.key(i) for i in survivors.tolist()])
-            self.fingerprints["fp"][slots] = fingerprints
-            self.slot_of = dict(zip(fingerprints.tolist(), slots.tolist(), strict=True))
+        into.add_judged(self.series, mask)
 
 
 class DetectStage:
@@ -270,9 +245,3 @@ def _windows(detector: Detector, x: SeriesTick) -> FloatArray:
         ticks: FloatArray = np.asarray(window_ticks(x), dtype=np.float64)
         return ticks
     return np.ones(len(x.keys))
-
-
-def _fingerprint(kind: str, key: str) -> str:
-    """Same value as ``gatewarden.models.fingerprint(kind, scope)``: frame index keys are
-    already the canonical ``scope_key(scope)`` (tested), so the scope dict need not be built."""
-    return hashlib.sha256(f"{kind}|{key}".encode()).hexdigest()[:16]
