@@ -13,6 +13,7 @@ from gatewarden.detect import DetectorSpec, DetectStage, parse_detector_specs
 from gatewarden.ingest.request_log import records_frame
 from gatewarden.models import RequestRecord, Severity, fingerprint
 from gatewarden.protocols import Stage, Tick
+from tests.detect.streams import count_hashes
 
 TICK_S = 15.0
 SPECS = """\
@@ -337,6 +338,25 @@ def test_session_level_frames_come_from_the_records() -> None:
     assert len(alert.evidence.sample_ids) == 3
 
 
+def _one_call_per_key(t: int, keys: list[str]) -> list[RequestRecord]:
+    return [
+        RequestRecord(
+            ts=t * TICK_S + 1,
+            request_id=f"{k}-r",
+            api_key=k,
+            provider="p",
+            model="m",
+            requested_model="m",
+            status=200,
+            latency_ms=1.0,
+            input_tokens=1,
+            output_tokens=1,
+            cost_usd=0.0,
+        )
+        for k in keys
+    ]
+
+
 def test_the_fingerprint_cache_forgets_series_that_churned_away(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -353,22 +373,7 @@ def test_the_fingerprint_cache_forgets_series_that_churned_away(
     sizes = []
     for t in range(40):
         keys = [f"key-{t}-{i}" for i in range(10)]  # ten new series every tick
-        rows = [
-            RequestRecord(
-                ts=t * TICK_S + 1,
-                request_id=f"{k}-r",
-                api_key=k,
-                provider="p",
-                model="m",
-                requested_model="m",
-                status=200,
-                latency_ms=1.0,
-                input_tokens=1,
-                output_tokens=1,
-                cost_usd=0.0,
-            )
-            for k in keys
-        ]
+        rows = _one_call_per_key(t, keys)
         tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
         AggregateStage().run(tick)
         detect.run(tick)
@@ -382,18 +387,10 @@ def test_rebuilding_the_fingerprint_cache_keeps_survivors_without_rehashing(
 ) -> None:
     """Long-lived series that outlast a rebuild keep their fingerprints (hashed once, ever),
     and every tick's verdicts stay exactly the tick's series."""
-    from gatewarden.detect import fingerprints as fingerprints_module
     from gatewarden.detect import stage as stage_module
 
     monkeypatch.setattr(stage_module, "_MIN_CACHED_FINGERPRINTS", 30)
-    hashed: list[str] = []
-    real = fingerprints_module.alert_fingerprint
-
-    def counting(kind: str, key: str) -> str:
-        hashed.append(key)
-        return real(kind, key)
-
-    monkeypatch.setattr(fingerprints_module, "alert_fingerprint", counting)
+    hashed = count_hashes(monkeypatch)
     spec = parse_detector_specs(
         "- {name: keys, kind: traffic, level: api_key, metric: requests, algorithm: static,"
         " filter: {threshold: 1000}}"
@@ -403,22 +400,7 @@ def test_rebuilding_the_fingerprint_cache_keeps_survivors_without_rehashing(
     rebuilt = 0
     for t in range(30):
         keys = steady + [f"key-{t}-{i}" for i in range(8)]  # eight new series every tick
-        rows = [
-            RequestRecord(
-                ts=t * TICK_S + 1,
-                request_id=f"{k}-r",
-                api_key=k,
-                provider="p",
-                model="m",
-                requested_model="m",
-                status=200,
-                latency_ms=1.0,
-                input_tokens=1,
-                output_tokens=1,
-                cost_usd=0.0,
-            )
-            for k in keys
-        ]
+        rows = _one_call_per_key(t, keys)
         before = len(detect._running[0].series)
         tick = Tick(now=(t + 1) * TICK_S, start=t * TICK_S, records=records_frame(rows))
         AggregateStage().run(tick)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gatewarden.detect import fingerprints as fingerprints_module
 from gatewarden.detect.fingerprints import SeriesFingerprints
 from gatewarden.models import fingerprint
 from gatewarden.verdicts import HealthySet, is_clear
+from tests.detect.streams import count_hashes
 
 
 def _series(kind: str, *keys: str) -> SeriesFingerprints:
@@ -40,14 +40,7 @@ def test_membership_from_masks_explicit_items_and_exclusions() -> None:
 def test_the_correlators_question_agrees_with_membership_and_hashes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    hashed: list[str] = []
-    real = fingerprints_module.alert_fingerprint
-
-    def counting(kind: str, key: str) -> str:
-        hashed.append(key)
-        return real(kind, key)
-
-    monkeypatch.setattr(fingerprints_module, "alert_fingerprint", counting)
+    hashed = count_hashes(monkeypatch)
     keys = [f"api_key=k{i}" for i in range(6)]
     traffic = _series("traffic", *keys)
     errors = _series("error_rate", *keys)

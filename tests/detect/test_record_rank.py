@@ -6,21 +6,8 @@ import numpy as np
 import pytest
 
 from gatewarden.detect.rank import RecordRank
-from gatewarden.protocols import Detector, SeriesTick
-
-
-def tick(*values: float, keys: tuple[str, ...] = ("a", "b")) -> SeriesTick:
-    vals = np.array(values, dtype=np.float64)
-    return SeriesTick(ts=0.0, keys=keys[: len(vals)], values=vals, volumes=np.ones(len(vals)))
-
-
-def feed(detector: Detector, values: list[float], key: str = "a") -> list[float]:
-    out = []
-    for v in values:
-        x = tick(v, keys=(key,))
-        out.append(float(detector.score_one(x)[0]))
-        detector.learn_one(x)
-    return out
+from gatewarden.protocols import Detector
+from tests.detect.streams import feed, tick
 
 
 def test_scores_minus_log10_of_the_tail_probability_above_the_bar() -> None:

@@ -13,21 +13,8 @@ from gatewarden.detect.stream_features import (
     first_acf_peak,
 )
 from gatewarden.detect.univariate import EventMask, UnivariateStack, default_univariate_stack
-from gatewarden.protocols import Detector, SeriesTick
-
-
-def tick(*values: float, keys: tuple[str, ...] = ("a", "b")) -> SeriesTick:
-    vals = np.array(values, dtype=np.float64)
-    return SeriesTick(ts=0.0, keys=keys[: len(vals)], values=vals, volumes=np.ones(len(vals)))
-
-
-def feed(detector: Detector, values: list[float], key: str = "a") -> list[float]:
-    out = []
-    for v in values:
-        x = tick(v, keys=(key,))
-        out.append(float(detector.score_one(x)[0]))
-        detector.learn_one(x)
-    return out
+from gatewarden.protocols import Detector
+from tests.detect.streams import feed, tick
 
 
 def test_range_novelty_scores_the_overshoot_in_units_of_the_range() -> None:

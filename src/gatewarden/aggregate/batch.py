@@ -30,7 +30,7 @@ from gatewarden.aggregate.frames import (
     PROVIDER_LEVELS,
     empty_level_frame,
 )
-from gatewarden.aggregate.ordering import finite_order
+from gatewarden.aggregate.ordering import finite_order, sorted_quantiles
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -263,11 +263,13 @@ def _metrics(
     columns["ok_cost"] = sums(rows.ok_cost)
     ttft_sorted, ttft_counts = _sorted_by_group(rows.ttft, rows.ttft_order, groups)
     columns["ttft_samples"] = ttft_counts
-    columns["ttft_p50"], columns["ttft_p95"] = _quantiles(ttft_sorted, ttft_counts, (0.5, 0.95))
+    columns["ttft_p50"], columns["ttft_p95"] = sorted_quantiles(
+        ttft_sorted, ttft_counts, (0.5, 0.95)
+    )
     lat_sorted, lat_counts = _sorted_by_group(rows.latency, rows.latency_order, groups)
-    (columns["latency_p95"],) = _quantiles(lat_sorted, lat_counts, (0.95,))
+    (columns["latency_p95"],) = sorted_quantiles(lat_sorted, lat_counts, (0.95,))
     cost_sorted, cost_counts = _sorted_by_group(rows.ok_cost_or_nan, rows.ok_cost_order, groups)
-    (columns["cost_p50"],) = _quantiles(cost_sorted, cost_counts, (0.5,))
+    (columns["cost_p50"],) = sorted_quantiles(cost_sorted, cost_counts, (0.5,))
     columns["cooldowns"] = np.full(len(cost_counts), np.nan)  # from /metrics only
     volume = requests.astype(np.float64)
     tick_rows = rows.per_tick[groups.ticks].astype(np.float64)
@@ -304,26 +306,6 @@ def _sorted_by_group(
     by_group = np.argsort(keys, kind="stable")
     counts = np.bincount(group, minlength=groups.count).astype(np.int64)
     return values[order[by_group]], counts
-
-
-def _quantiles(values: FloatArray, counts: IntArray, qs: tuple[float, ...]) -> list[FloatArray]:
-    """Linear-interpolated quantiles per group, with the arithmetic of ``aggregate``."""
-    groups = len(counts)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if groups else counts
-    has = counts > 0
-    out: list[FloatArray] = []
-    for q in qs:
-        position = q * (counts - 1).astype(np.float64)
-        lo = np.floor(position).astype(np.int64)
-        frac = position - lo
-        result = np.full(groups, np.nan)
-        base = (starts + lo)[has]
-        low = values[base]
-        nxt = values[np.minimum(base + 1, max(len(values) - 1, 0))]
-        interpolated = low + (nxt - low) * frac[has]
-        result[has] = np.where(frac[has] == 0.0, low, interpolated)
-        out.append(result)
-    return out
 
 
 def _label_values(uniques: ObjectArray, codes: IntArray) -> ObjectArray:

@@ -94,7 +94,16 @@ def group_quantiles(
     if not present.all():  # rows outside the level (most levels have none)
         g, v = g[present], v[present]
     v = v[group_order(g, groups)]
-    counts = np.bincount(g, minlength=groups)
+    return sorted_quantiles(v, np.bincount(g, minlength=groups), qs)
+
+
+def sorted_quantiles(
+    values: FloatArray, counts: IntArray, qs: tuple[float, ...]
+) -> list[FloatArray]:
+    """Per-group quantiles of ``values`` laid out group after group, each group ascending
+    (``counts[j]`` values for group ``j``): pandas' linear interpolation, NaN for an empty
+    group."""
+    groups = len(counts)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if groups else counts
     out: list[FloatArray] = []
     has = counts > 0
@@ -104,8 +113,8 @@ def group_quantiles(
         frac = position - lo
         result = np.full(groups, np.nan)
         base = (starts + lo)[has]
-        low = v[base]
-        nxt = v[np.minimum(base + 1, max(len(v) - 1, 0))]
+        low = values[base]
+        nxt = values[np.minimum(base + 1, max(len(values) - 1, 0))]
         interpolated = low + (nxt - low) * frac[has]
         result[has] = np.where(frac[has] == 0.0, low, interpolated)
         out.append(result)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from gatewarden.detect.contract import FloatArray, SeriesState, safe_slots
-from gatewarden.detect.stream_features import StreamFeature
+from gatewarden.detect.stream_features import StreamFeature, learn_watched, watched
 from gatewarden.protocols import SeriesTick
 
 
@@ -60,7 +60,7 @@ class RangeNovelty:
             self.state.add("block_high", fill=-np.inf, width=self.blocks)
 
     def _watched(self, x: SeriesTick) -> FloatArray:
-        return x.values if self.feature is None else self.feature.value(x)
+        return watched(self.feature, x)
 
     def score_one(self, x: SeriesTick) -> FloatArray:
         return self._score(x, self._watched(x))
@@ -86,12 +86,7 @@ class RangeNovelty:
         return out
 
     def learn_one(self, x: SeriesTick) -> None:
-        v = self._watched(x)
-        if self.feature is not None:
-            self.feature.learn(x)
-        slots = self.state.ensure(x.keys)
-        ok = np.isfinite(v)
-        target, v = slots[ok], v[ok]
+        target, v = learn_watched(self.feature, x, self.state)
         self.state["low"][target] = np.minimum(self.state["low"][target], v)
         self.state["high"][target] = np.maximum(self.state["high"][target], v)
         n = self.state["n"][target] + 1

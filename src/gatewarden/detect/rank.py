@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from gatewarden.detect.contract import FloatArray, SeriesState, safe_slots
-from gatewarden.detect.stream_features import StreamFeature
+from gatewarden.detect.stream_features import StreamFeature, learn_watched, watched
 from gatewarden.protocols import SeriesTick
 
 
@@ -56,7 +56,7 @@ class RecordRank:
         self.state.add("n", fill=0, dtype=np.int64)  # finite feature values learnt
 
     def _watched(self, x: SeriesTick) -> FloatArray:
-        return x.values if self.feature is None else self.feature.value(x)
+        return watched(self.feature, x)
 
     def score_one(self, x: SeriesTick) -> FloatArray:
         v = self._watched(x)
@@ -82,12 +82,7 @@ class RecordRank:
         return out
 
     def learn_one(self, x: SeriesTick) -> None:
-        v = self._watched(x)
-        if self.feature is not None:
-            self.feature.learn(x)
-        slots = self.state.ensure(x.keys)
-        ok = np.isfinite(v)
-        rows, v = slots[ok], v[ok]
+        rows, v = learn_watched(self.feature, x, self.state)
         n = self.state["n"][rows]
         # every stride-th value overwrites the oldest remembered one
         keep = n % self.stride == 0

@@ -27,6 +27,25 @@ class StreamFeature(Protocol):
     def learn(self, x: SeriesTick) -> None: ...
 
 
+def watched(feature: StreamFeature | None, x: SeriesTick) -> FloatArray:
+    """What a feature-watching detector judges: the feature's value, or the raw value."""
+    return x.values if feature is None else feature.value(x)
+
+
+def learn_watched(
+    feature: StreamFeature | None, x: SeriesTick, state: SeriesState
+) -> tuple[IntArray, FloatArray]:
+    """Fold ``x`` into ``feature`` (its value read first: this tick's, before learning it) and
+    give the slots (assigned in ``state``) and watched values of the series with a finite
+    one: the start of every feature-watching detector's ``learn_one``."""
+    v = watched(feature, x)
+    if feature is not None:
+        feature.learn(x)
+    slots = state.ensure(x.keys)
+    ok = np.isfinite(v)
+    return slots[ok], v[ok]
+
+
 def _gather(state: SeriesState, name: str, slots: IntArray, fill: float) -> FloatArray:
     out: FloatArray = np.where(slots >= 0, state[name][safe_slots(slots)], fill)
     return out
