@@ -364,7 +364,7 @@ def test_the_fingerprint_cache_forgets_series_that_churned_away(
     series once it holds more than twice them (and the floor), and verdicts stay right."""
     from gatewarden.detect import stage as stage_module
 
-    monkeypatch.setattr(stage_module, "_MIN_CACHED_FINGERPRINTS", 50)
+    monkeypatch.setattr(stage_module, "_MIN_KEPT_SERIES", 50)
     spec = parse_detector_specs(
         "- {name: keys, kind: traffic, level: api_key, metric: requests, algorithm: static,"
         " filter: {threshold: 1000}}"
@@ -389,7 +389,7 @@ def test_rebuilding_the_fingerprint_cache_keeps_survivors_without_rehashing(
     and every tick's verdicts stay exactly the tick's series."""
     from gatewarden.detect import stage as stage_module
 
-    monkeypatch.setattr(stage_module, "_MIN_CACHED_FINGERPRINTS", 30)
+    monkeypatch.setattr(stage_module, "_MIN_KEPT_SERIES", 30)
     hashed = count_hashes(monkeypatch)
     spec = parse_detector_specs(
         "- {name: keys, kind: traffic, level: api_key, metric: requests, algorithm: static,"

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: A spec's series table is rebuilt (from the tick's series) once it holds more than twice the
 #: tick's series and at least this many: sessions churn without end, and a fixed 200k cap let
 #: three session specs hold ~150 MB of finished sessions.
-_MIN_CACHED_FINGERPRINTS = 20_000
+_MIN_KEPT_SERIES = 20_000
 #: At most this many alerts per spec and tick (the strongest); a storm beyond is logged.
 MAX_ALERTS_PER_SPEC = 1000
 
@@ -44,7 +44,7 @@ class _Running:
 
     def judge(self, keys: list[str], healthy: IntArray, into: HealthySet) -> None:
         """Hand this tick's healthy series to ``into`` as a mask over the series table."""
-        if len(self.series) > max(_MIN_CACHED_FINGERPRINTS, 2 * len(keys)):
+        if len(self.series) > max(_MIN_KEPT_SERIES, 2 * len(keys)):
             # a new table: earlier ticks' verdicts keep the old one
             self.series = self.series.keep_only(keys)
         slots = self.series.ensure(keys)
