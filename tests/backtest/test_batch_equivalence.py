@@ -83,3 +83,18 @@ def test_rows_out_of_time_order_and_empty_input() -> None:
     shuffled = records.sample(frac=1.0, random_state=3).reset_index(drop=True)
     assert_same_frames(shuffled, np.array([0.0, 15.0, 30.0, 45.0, 60.0]))
     assert_same_frames(records.iloc[:0], np.array([0.0, 15.0, 30.0]))
+
+
+def test_high_cardinality_groups_take_the_sorted_path_and_stay_equal() -> None:
+    """Thousands of (team, key) pairs over several ticks: ~2M possible (tick, team, key)
+    combinations, so group ids come from the radix sort rather than a bincount."""
+    rng = np.random.default_rng(31)
+    n, tick, start = 4_000, 15.0, 1_748_937_600.0
+    keys = np.array([f"k{i:05d}" for i in range(3_000)], dtype=object)
+    teams = np.array([f"t{i:03d}" for i in range(100)] + [None], dtype=object)
+    records = random_records(rng, n, start, tick * 6)
+    records["api_key"] = pd.Series(rng.choice(keys, n), dtype="str")
+    records["team"] = pd.Series(rng.choice(teams, n), dtype="str")
+    bounds = start + tick * np.arange(7)
+    assert_same_frames(records, bounds)
+    assert len(aggregate_ticks(records, bounds).frames(0)["api_key"]) > 500

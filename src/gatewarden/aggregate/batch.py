@@ -30,7 +30,12 @@ from gatewarden.aggregate.frames import (
     PROVIDER_LEVELS,
     empty_level_frame,
 )
-from gatewarden.aggregate.ordering import finite_order, sorted_quantiles
+from gatewarden.aggregate.ordering import (
+    dense_ranks,
+    finite_order,
+    group_order,
+    sorted_quantiles,
+)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -48,11 +53,6 @@ _INT_SUMS = (
     "ok_output_tokens",
 )
 _LABELS: tuple[str, ...] = tuple(dict.fromkeys(label for ls in LEVELS.values() for label in ls))
-#: Above this many possible (tick, labels) combinations the group ids are densified by sorting
-#: (np.unique) instead of a bincount over the whole key space.
-_DENSE_SPACE = 1 << 18
-#: Stable sorts of keys that fit 16 bits use numpy's radix sort (~8x a comparison sort).
-_RADIX_LIMIT = 1 << 16
 
 
 def _metric_dtypes() -> dict[str, np.dtype[np.generic]]:
@@ -193,24 +193,14 @@ class _Groups:
         for label, part in zip(labels, parts, strict=True):
             width = len(rows.uniques[label]) + 1
             if space * width >= 1 << 62:  # keep the mixed-radix key inside int64
-                _, combined = np.unique(combined, return_inverse=True)
-                combined = combined.reshape(-1).astype(np.int64)
-                space = int(combined.max()) + 1 if combined.size else 1
+                combined, first = dense_ranks(combined, space)
+                space = max(len(first), 1)
             # a missing value (-1) takes the largest code: it sorts last, like a NaN group
             combined = combined * width + np.where(part < 0, width - 1, part)
             space *= width
-        if space <= max(_DENSE_SPACE, 2 * len(combined)):
-            present = np.bincount(combined, minlength=space) > 0
-            dense = np.cumsum(present) - 1
-            self.ids = dense[combined]
-            self.count = int(dense[-1]) + 1
-        else:
-            _, inverse = np.unique(combined, return_inverse=True)
-            self.ids = inverse.reshape(-1).astype(np.int64)
-            self.count = int(self.ids.max()) + 1 if self.ids.size else 0
         # any row of a group carries the group's tick and codes
-        representative = np.zeros(self.count, dtype=np.int64)
-        representative[self.ids] = np.arange(len(self.ids))
+        self.ids, representative = dense_ranks(combined, space)
+        self.count = len(representative)
         self.ticks = ticks[representative]
         self.codes = [part[representative] for part in parts]
         if mask is None:
@@ -302,8 +292,7 @@ def _sorted_by_group(
         inside = group >= 0
         order, group = order[inside], group[inside]
     # a stable sort by group keeps each group's values in ascending order
-    keys = group.astype(np.uint16) if groups.count <= _RADIX_LIMIT else group
-    by_group = np.argsort(keys, kind="stable")
+    by_group = group_order(group, groups.count)
     counts = np.bincount(group, minlength=groups.count).astype(np.int64)
     return values[order[by_group]], counts
 

@@ -139,17 +139,17 @@ class _Rows:
         # (fallback calls and failures belong to the incident that caused them)
         ok = (status < 400) & ~fallback & ~self.rejected
         output_tokens = records["output_tokens"].to_numpy(dtype=np.int64)
-        self.ints: dict[str, IntArray] = {
-            "errors": (provider_error & ~self.rejected).astype(np.int64),
-            "rejected": self.rejected.astype(np.int64),
-            "fallbacks": fallback.astype(np.int64),
-            "input_tokens": records["input_tokens"].to_numpy(dtype=np.int64),
-            "output_tokens": output_tokens,
-            "ok_calls": ok.astype(np.int64),
-            "ok_output_tokens": np.where(ok, output_tokens, 0),
+        # the integer sums' columns as float64, which bincount weighs in: converted once here,
+        # not once per level (the sums are exact below 2**53)
+        self.int_weights: dict[str, FloatArray] = {
+            "errors": (provider_error & ~self.rejected).astype(np.float64),
+            "rejected": self.rejected.astype(np.float64),
+            "fallbacks": fallback.astype(np.float64),
+            "input_tokens": records["input_tokens"].to_numpy(dtype=np.float64),
+            "output_tokens": output_tokens.astype(np.float64),
+            "ok_calls": ok.astype(np.float64),
+            "ok_output_tokens": np.where(ok, output_tokens, 0).astype(np.float64),
         }
-        # bincount weighs in float64: convert once here, not once per level
-        self.int_weights = {name: values.astype(np.float64) for name, values in self.ints.items()}
         self.cost = records["cost_usd"].to_numpy(dtype=np.float64)
         self.ok_cost = np.where(ok, self.cost, 0.0)
         self.ok_cost_ranked = Ranked(np.where(ok, self.cost, np.nan))
